@@ -1,0 +1,16 @@
+//! Spoor's shared vocabulary.
+//!
+//! Every other crate speaks in these types: what an indicator is ([`Indicator`],
+//! [`TrailKind`]), how bad a hit is ([`Severity`]), how addresses and domain names are
+//! normalised before they are compared, and the small config primitives (durations,
+//! byte sizes) that every config section uses. Nothing here does I/O.
+
+pub mod config;
+pub mod indicator;
+pub mod severity;
+pub mod units;
+
+pub use config::{ConfigError, KeyPath};
+pub use indicator::{Indicator, IndicatorError, TrailKind, normalize_domain};
+pub use severity::Severity;
+pub use units::{ByteSize, Duration, UnitError};
