@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use spoor_core::{Indicator, Severity, TrailKind};
 
@@ -18,8 +19,9 @@ pub const MAX_REPORTED_MALFORMED: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub indicator: Indicator,
-    pub info: Option<String>,
-    pub reference: Option<String>,
+    /// Shared: a file's thousands of lines carry the same info.
+    pub info: Option<Arc<str>>,
+    pub reference: Option<Arc<str>>,
     pub severity: Option<Severity>,
 }
 
@@ -32,7 +34,7 @@ impl Record {
             severity: None,
         }
     }
-    pub fn with_info(mut self, info: impl Into<String>) -> Self {
+    pub fn with_info(mut self, info: impl Into<Arc<str>>) -> Self {
         self.info = Some(info.into());
         self
     }
@@ -244,4 +246,12 @@ impl FormatSpec {
     pub fn is_whitelist(&self) -> bool {
         matches!(self, FormatSpec::Whitelist)
     }
+}
+
+/// Parse the text of one file in the given format. Folder formats (`maltrail`) are walked
+/// by the source loader, which calls this for each file.
+pub fn parse_text(spec: &FormatSpec, text: &str, file: &Path, sink: &mut Sink<'_>) {
+    // Interim: every format is read as a Maltrail-style list until the format parsers land.
+    let _ = spec;
+    parse_lines(text, file, None, sink);
 }
