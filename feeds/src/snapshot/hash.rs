@@ -1,0 +1,274 @@
+//! Static hash tables over byte strings, built once at compile time and probed in place in
+//! the mapped file.
+//!
+//! Layout of a table section: `{buckets u64, count u64}`, then `buckets × 8` slots of u64
+//! (`fingerprint << 32 | entry + 1`, 0 = empty), then `count` entries of
+//! `{key string ref u32, value u32}`. A bucket is one 64-byte cache line, so a miss costs one
+//! line read and eight compares; overflow moves on to the next bucket (linear probing by
+//! bucket), and an empty slot ends a probe.
+//!
+//! Domain names are hashed label by label from the right ([`DomainHasher`]), so the hashes
+//! of `evil.example`, `x.evil.example` and `y.x.evil.example` come out of one pass over the
+//! name: the parent walk costs one probe per label, not one hash per suffix.
+
+use bytemuck::{Pod, Zeroable};
+
+pub(crate) const SLOTS_PER_BUCKET: usize = 8;
+/// Fill at most 80 % of the slots: with 8-slot buckets overflow stays rare.
+const MAX_LOAD_NUM: usize = 4;
+const MAX_LOAD_DEN: usize = 5;
+/// At most 127 labels fit in a 253-character name.
+pub(crate) const MAX_LABELS: usize = 128;
+
+const S0: u64 = 0xa076_1d64_78bd_642f;
+const S1: u64 = 0xe703_7ed1_a0b4_28db;
+const S2: u64 = 0x8ebc_6af0_9c88_c6e3;
+const SEED: u64 = 0x5350_4f4f_5254_524c;
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+#[inline(always)]
+fn label_hash(b: &[u8]) -> u64 {
+    let mut h = (b.len() as u64) ^ S0;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = fold_mul(h ^ S1, w ^ S2);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut buf = [0u8; 8];
+        buf[..rest.len()].copy_from_slice(rest);
+        h = fold_mul(h ^ S1, u64::from_le_bytes(buf) ^ S2);
+    }
+    h
+}
+
+/// Hash of a name's suffix given the hash of the shorter suffix to its right.
+#[inline(always)]
+fn extend(suffix_hash: u64, label: &[u8]) -> u64 {
+    fold_mul(suffix_hash ^ S2, label_hash(label) ^ S0)
+}
+
+/// The hash of a whole key (domain tables and every other table alike): labels folded from
+/// the right. For keys without dots this is one label hash.
+pub(crate) fn key_hash(key: &[u8]) -> u64 {
+    let mut h = SEED;
+    for label in key.rsplit(|b| *b == b'.') {
+        h = extend(h, label);
+    }
+    h
+}
+
+/// The hashes of every suffix of a domain name that starts at a label boundary, longest
+/// first: for `a.b.c` → `(0, h(a.b.c))`, `(2, h(b.c))`, `(4, h(c))`.
+#[derive(Debug)]
+pub(crate) struct DomainHasher {
+    starts: [u16; MAX_LABELS],
+    hashes: [u64; MAX_LABELS],
+    len: usize,
+}
+
+impl DomainHasher {
+    /// `None` when the name has more labels than a DNS name can.
+    #[inline]
+    pub(crate) fn new(name: &[u8]) -> Option<Self> {
+        let mut me = DomainHasher {
+            starts: [0; MAX_LABELS],
+            hashes: [0; MAX_LABELS],
+            len: 0,
+        };
+        let mut h = SEED;
+        let mut end = name.len();
+        // Walk labels right to left; record (start, hash) of each suffix.
+        loop {
+            let start = name[..end]
+                .iter()
+                .rposition(|b| *b == b'.')
+                .map_or(0, |p| p + 1);
+            h = extend(h, &name[start..end]);
+            if me.len == MAX_LABELS {
+                return None;
+            }
+            me.starts[me.len] = start as u16;
+            me.hashes[me.len] = h;
+            me.len += 1;
+            if start == 0 {
+                break;
+            }
+            end = start - 1;
+        }
+        Some(me)
+    }
+
+    /// `(start offset, hash)` of each suffix, the whole name first.
+    #[inline]
+    pub(crate) fn suffixes(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        (0..self.len)
+            .rev()
+            .map(|i| (self.starts[i] as usize, self.hashes[i]))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct TableHeader {
+    pub(crate) buckets: u64,
+    pub(crate) count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct TableEntry {
+    /// Offset of the key in the strings section.
+    pub(crate) key: u32,
+    pub(crate) value: u32,
+}
+
+#[inline(always)]
+fn bucket_of(hash: u64, buckets: usize) -> usize {
+    ((hash as u128 * buckets as u128) >> 64) as usize
+}
+
+#[inline(always)]
+fn fingerprint(hash: u64) -> u32 {
+    hash as u32
+}
+
+/// Build the slot array for `hashes` (entry i has hash `hashes[i]`).
+pub(crate) fn build_slots(hashes: &[u64]) -> (TableHeader, Vec<u64>) {
+    let min_slots = (hashes.len() * MAX_LOAD_DEN).div_ceil(MAX_LOAD_NUM);
+    let buckets = min_slots.div_ceil(SLOTS_PER_BUCKET).max(1);
+    let mut slots = vec![0u64; buckets * SLOTS_PER_BUCKET];
+    for (i, &h) in hashes.iter().enumerate() {
+        let mut b = bucket_of(h, buckets);
+        'probe: loop {
+            for s in &mut slots[b * SLOTS_PER_BUCKET..(b + 1) * SLOTS_PER_BUCKET] {
+                if *s == 0 {
+                    *s = (u64::from(fingerprint(h)) << 32) | (i as u64 + 1);
+                    break 'probe;
+                }
+            }
+            b = (b + 1) % buckets;
+        }
+    }
+    let header = TableHeader {
+        buckets: buckets as u64,
+        count: hashes.len() as u64,
+    };
+    (header, slots)
+}
+
+/// A table as it sits in the mapped file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TableView<'a> {
+    pub(crate) slots: &'a [u64],
+    pub(crate) entries: &'a [TableEntry],
+    pub(crate) buckets: usize,
+}
+
+impl<'a> TableView<'a> {
+    pub(crate) const EMPTY: TableView<'static> = TableView {
+        slots: &[],
+        entries: &[],
+        buckets: 0,
+    };
+
+    /// Probe for `hash`; `matches(entry)` confirms a fingerprint hit against the key.
+    #[inline]
+    pub(crate) fn find(
+        &self,
+        hash: u64,
+        mut matches: impl FnMut(&TableEntry) -> bool,
+    ) -> Option<&'a TableEntry> {
+        if self.buckets == 0 {
+            return None;
+        }
+        let fp = fingerprint(hash);
+        let mut b = bucket_of(hash, self.buckets);
+        for _ in 0..self.buckets {
+            let bucket = self
+                .slots
+                .get(b * SLOTS_PER_BUCKET..(b + 1) * SLOTS_PER_BUCKET)?;
+            for &slot in bucket {
+                if slot == 0 {
+                    return None;
+                }
+                if (slot >> 32) as u32 == fp {
+                    let entry = self.entries.get((slot as u32 as usize).wrapping_sub(1))?;
+                    if matches(entry) {
+                        return Some(entry);
+                    }
+                }
+            }
+            b += 1;
+            if b == self.buckets {
+                b = 0;
+            }
+        }
+        None
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_hashes_equal_whole_key_hashes() {
+        let name = b"x.y.evil.example";
+        let hasher = DomainHasher::new(name).unwrap();
+        let got: Vec<(usize, u64)> = hasher.suffixes().collect();
+        assert_eq!(got.len(), 4);
+        for (start, h) in got {
+            assert_eq!(h, key_hash(&name[start..]), "suffix at {start}");
+        }
+        assert_ne!(key_hash(b"evil.example"), key_hash(b"notevil.example"));
+        assert_ne!(key_hash(b"ab.c"), key_hash(b"a.bc"));
+    }
+
+    #[test]
+    fn too_many_labels() {
+        let name = "a.".repeat(200) + "b";
+        assert!(DomainHasher::new(name.as_bytes()).is_none());
+    }
+
+    #[test]
+    fn table_finds_every_key_and_rejects_others() {
+        let keys: Vec<String> = (0..10_000).map(|i| format!("k{i}.example")).collect();
+        let hashes: Vec<u64> = keys.iter().map(|k| key_hash(k.as_bytes())).collect();
+        let (header, slots) = build_slots(&hashes);
+        let entries: Vec<TableEntry> = (0..keys.len() as u32)
+            .map(|i| TableEntry {
+                key: i,
+                value: i * 2,
+            })
+            .collect();
+        let view = TableView {
+            slots: &slots,
+            entries: &entries,
+            buckets: header.buckets as usize,
+        };
+        for (i, k) in keys.iter().enumerate() {
+            let e = view
+                .find(key_hash(k.as_bytes()), |e| keys[e.key as usize] == *k)
+                .unwrap();
+            assert_eq!(e.value, i as u32 * 2);
+        }
+        for i in 0..10_000 {
+            let k = format!("miss{i}.example");
+            assert!(
+                view.find(key_hash(k.as_bytes()), |e| keys[e.key as usize] == k)
+                    .is_none()
+            );
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Longest-prefix matching by flattened ranges.
+//!
+//! Every IP and CIDR trail of one family becomes a prefix; nested prefixes are flattened
+//! into disjoint ranges that cover the whole address space in order, each labelled with the
+//! most specific prefix covering it (or none). A lookup is one binary search over range
+//! starts; for IPv4 a 65,536-entry index by the top 16 bits narrows that search to the
+//! ranges of one /16, which usually fit in a cache line or two. Each prefix keeps its
+//! parent (the next wider prefix containing it), so a hit can list every covering trail.
+
+use bytemuck::{Pod, Zeroable};
+
+/// "No trail here" in a range's value and "no parent" in an entry.
+pub(crate) const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct Entry4 {
+    pub(crate) net: u32,
+    pub(crate) parent: u32,
+    pub(crate) set: u32,
+    pub(crate) len: u8,
+    pub(crate) _pad: [u8; 3],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct Entry6 {
+    pub(crate) net: u128,
+    pub(crate) parent: u32,
+    pub(crate) set: u32,
+    pub(crate) len: u8,
+    pub(crate) _pad: [u8; 7],
+}
+
+/// An address family's integer.
+pub(crate) trait Addr: Copy + Ord + std::fmt::Debug {
+    const BITS: u8;
+    const ZERO: Self;
+    fn last_of(net: Self, len: u8) -> Self;
+    fn checked_inc(self) -> Option<Self>;
+}
+
+impl Addr for u32 {
+    const BITS: u8 = 32;
+    const ZERO: Self = 0;
+    fn last_of(net: Self, len: u8) -> Self {
+        net | u32::MAX.checked_shr(u32::from(len)).unwrap_or(0)
+    }
+    fn checked_inc(self) -> Option<Self> {
+        self.checked_add(1)
+    }
+}
+
+impl Addr for u128 {
+    const BITS: u8 = 128;
+    const ZERO: Self = 0;
+    fn last_of(net: Self, len: u8) -> Self {
+        net | u128::MAX.checked_shr(u32::from(len)).unwrap_or(0)
+    }
+    fn checked_inc(self) -> Option<Self> {
+        self.checked_add(1)
+    }
+}
+
+/// The flattened form of a set of prefixes.
+#[derive(Debug, Default)]
+pub(crate) struct Flattened<A> {
+    /// Start of each range; the first is always 0.
+    pub(crate) starts: Vec<A>,
+    /// Index into the prefix list (sorted order) of the most specific prefix, or [`NONE`].
+    pub(crate) values: Vec<u32>,
+    /// Parent of each prefix (in sorted order), or [`NONE`].
+    pub(crate) parents: Vec<u32>,
+}
+
+/// Flatten `prefixes`, which must be sorted by `(net, len)`, deduplicated, and have host
+/// bits cleared.
+pub(crate) fn flatten<A: Addr>(prefixes: &[(A, u8)]) -> Flattened<A> {
+    let mut out = Flattened {
+        starts: Vec::new(),
+        values: Vec::new(),
+        parents: vec![NONE; prefixes.len()],
+    };
+    let emit = |out: &mut Flattened<A>, start: A, value: u32| {
+        if out.values.last() != Some(&value) {
+            out.starts.push(start);
+            out.values.push(value);
+        }
+    };
+    // Open prefixes, innermost last: (last address, index).
+    let mut stack: Vec<(A, u32)> = Vec::new();
+    // Next address not yet assigned; None once the whole space is assigned.
+    let mut cur: Option<A> = Some(A::ZERO);
+    for (i, &(net, len)) in prefixes.iter().enumerate() {
+        debug_assert!(len <= A::BITS);
+        // Close prefixes that end before this one starts.
+        while let Some(&(last, idx)) = stack.last() {
+            if last >= net {
+                break;
+            }
+            if let Some(c) = cur
+                && c <= last
+            {
+                emit(&mut out, c, idx);
+            }
+            cur = last.checked_inc();
+            stack.pop();
+        }
+        if let Some(c) = cur
+            && c < net
+        {
+            emit(&mut out, c, stack.last().map_or(NONE, |s| s.1));
+            cur = Some(net);
+        }
+        out.parents[i] = stack.last().map_or(NONE, |s| s.1);
+        stack.push((A::last_of(net, len), i as u32));
+    }
+    while let Some((last, idx)) = stack.pop() {
+        if let Some(c) = cur
+            && c <= last
+        {
+            emit(&mut out, c, idx);
+        }
+        cur = last.checked_inc();
+    }
+    if let Some(c) = cur {
+        emit(&mut out, c, NONE);
+    }
+    out
+}
+
+/// `index[b]` = the range containing address `b << 16`, for b in 0..=65536 (the last entry
+/// is the range count, closing the final bucket).
+pub(crate) fn v4_index(starts: &[u32]) -> Vec<u32> {
+    let mut index = Vec::with_capacity(65_537);
+    let mut r = 0usize;
+    for b in 0u64..65_536 {
+        let addr = (b << 16) as u32;
+        while r + 1 < starts.len() && starts[r + 1] <= addr {
+            r += 1;
+        }
+        index.push(r as u32);
+    }
+    index.push(starts.len() as u32);
+    index
+}
+
+/// The range containing `ip`, using the /16 index.
+#[inline]
+pub(crate) fn find_v4(index: &[u32], starts: &[u32], ip: u32) -> Option<usize> {
+    let b = (ip >> 16) as usize;
+    let lo = *index.get(b)? as usize;
+    // The range containing the next bucket's first address may start inside this bucket.
+    let hi = (*index.get(b + 1)? as usize + 1).min(starts.len());
+    let window = starts.get(lo..hi)?;
+    let n = window.partition_point(|&s| s <= ip);
+    n.checked_sub(1).map(|k| lo + k)
+}
+
+/// The range containing `ip` by plain binary search (IPv6, whitelist).
+#[inline]
+pub(crate) fn find<A: Addr>(starts: &[A], ip: A) -> Option<usize> {
+    starts.partition_point(|&s| s <= ip).checked_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> u32 {
+        u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    /// Brute-force longest prefix for comparison.
+    fn naive(prefixes: &[(u32, u8)], ip: u32) -> u32 {
+        let mut best: Option<(u8, usize)> = None;
+        for (i, &(net, len)) in prefixes.iter().enumerate() {
+            if ip >= net && ip <= u32::last_of(net, len) && best.is_none_or(|b| len > b.0) {
+                best = Some((len, i));
+            }
+        }
+        best.map_or(NONE, |b| b.1 as u32)
+    }
+
+    #[test]
+    fn nested_prefixes_pick_the_most_specific() {
+        let mut p = vec![
+            (v4("10.0.0.0"), 8),
+            (v4("10.1.0.0"), 16),
+            (v4("10.1.2.3"), 32),
+            (v4("192.168.0.0"), 24),
+            (v4("255.255.255.255"), 32),
+            (v4("0.0.0.0"), 32),
+        ];
+        p.sort();
+        let f = flatten(&p);
+        let index = v4_index(&f.starts);
+        for ip in [
+            "10.1.2.3",
+            "10.1.2.4",
+            "10.2.0.0",
+            "9.255.255.255",
+            "11.0.0.0",
+            "192.168.0.77",
+            "192.168.1.0",
+            "255.255.255.255",
+            "255.255.255.254",
+            "0.0.0.0",
+            "0.0.0.1",
+        ] {
+            let ip = v4(ip);
+            let got = find_v4(&index, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+            assert_eq!(got, naive(&p, ip), "{ip:#x}");
+        }
+        // 10.1.2.3/32 → parent 10.1/16 → parent 10/8
+        let i32 = p
+            .iter()
+            .position(|x| x.1 == 32 && x.0 == v4("10.1.2.3"))
+            .unwrap();
+        let i16 = f.parents[i32] as usize;
+        assert_eq!(p[i16], (v4("10.1.0.0"), 16));
+        assert_eq!(p[f.parents[i16] as usize], (v4("10.0.0.0"), 8));
+    }
+
+    #[test]
+    fn matches_brute_force_on_random_prefixes() {
+        // Small deterministic generator; no external randomness in tests.
+        let mut x: u64 = 0x1234_5678;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut p: Vec<(u32, u8)> = (0..300)
+            .map(|_| {
+                let len = (next() % 33) as u8;
+                let net = if len == 0 {
+                    0
+                } else {
+                    (next() as u32) & (u32::MAX << (32 - len))
+                };
+                (net, len)
+            })
+            .collect();
+        p.sort();
+        p.dedup();
+        let f = flatten(&p);
+        let index = v4_index(&f.starts);
+        for _ in 0..20_000 {
+            let ip = next() as u32;
+            let got = find_v4(&index, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+            assert_eq!(got, naive(&p, ip));
+        }
+        // and every prefix's own first and last address
+        for &(net, len) in &p {
+            for ip in [net, u32::last_of(net, len)] {
+                let got = find_v4(&index, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+                assert_eq!(got, naive(&p, ip));
+            }
+        }
+    }
+}
