@@ -16,7 +16,9 @@ use regex::{Regex, RegexSet};
 use spoor_core::indicator::canonical_ip;
 use spoor_core::{Indicator, Severity, TrailKind};
 
-use crate::snapshot::hash::{DomainHasher, TableEntry, TableHeader, TableView, key_hash};
+use crate::snapshot::hash::{
+    DomainFilter, DomainHasher, TableEntry, TableHeader, TableView, key_hash,
+};
 use crate::snapshot::ranges::{Entry4, Entry6, NONE, find, find_v4};
 use crate::snapshot::writer::{IpPort4Rec, IpPort6Rec, OriginRec, SnapshotMeta};
 use crate::snapshot::{
@@ -57,6 +59,7 @@ struct Views<'a> {
     ipport4: &'a [IpPort4Rec],
     ipport6: &'a [IpPort6Rec],
     domains: TableView<'a>,
+    domain_filter: DomainFilter<'a>,
     urls: TableView<'a>,
     paths: TableView<'a>,
     ja4: TableView<'a>,
@@ -336,6 +339,9 @@ impl TrailStore {
             ipport4: cast(p, "ip:port v4", get(Section::IpPort4))?,
             ipport6: cast(p, "ip:port v6", get(Section::IpPort6))?,
             domains: table(p, "domains", get(Section::Domains))?,
+            domain_filter: DomainFilter {
+                words: cast(p, "domain filter", get(Section::DomainFilter))?,
+            },
             urls: table(p, "urls", get(Section::Urls))?,
             paths: table(p, "paths", get(Section::Paths))?,
             ja4: table(p, "ja4", get(Section::Ja4))?,
@@ -346,6 +352,11 @@ impl TrailStore {
             wl_v4: cast(p, "whitelist v4", get(Section::WhitelistV4))?,
             wl_v6: cast(p, "whitelist v6", get(Section::WhitelistV6))?,
         };
+        if !views.domain_filter.words.len().is_power_of_two()
+            && !views.domain_filter.words.is_empty()
+        {
+            return Err(corrupt("domain filter size is not a power of two".into()));
+        }
         if views.v4_index.len() != 65_537
             || views.v4_starts.len() != views.v4_values.len()
             || views.v6_starts.len() != views.v6_values.len()
@@ -608,7 +619,11 @@ impl TrailStore {
             return None;
         }
         let hasher = DomainHasher::new(name.as_bytes())?;
+        let filter = self.views.domain_filter;
         for (start, hash) in hasher.suffixes() {
+            if !filter.may_contain(hash) {
+                continue;
+            }
             let suffix = &name.as_bytes()[start..];
             if let Some(e) = self.find_text(table, suffix, hash) {
                 let mut hit = self.hit(

@@ -218,6 +218,55 @@ impl<'a> TableView<'a> {
     }
 }
 
+/// A blocked Bloom filter over the domain table's key hashes: three bits in one 64-bit
+/// word per key, sized to fit in a core's L2 cache for the full Maltrail set (2 MiB for
+/// about 1.2 million domains). Most suffixes of a queried name are not trails; the filter
+/// answers those from cache instead of a table probe into memory. About 1 % false
+/// positives fall through to the table, which gives the exact answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DomainFilter<'a> {
+    pub(crate) words: &'a [u64],
+}
+
+/// Filter bits per key before rounding the size up to a power of two (8 to 16).
+const FILTER_BITS_PER_KEY: usize = 8;
+
+#[inline(always)]
+fn filter_probe(hash: u64, words: usize) -> (usize, u64) {
+    let g = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let word = (g >> 40) as usize & (words - 1);
+    let mask = (1u64 << (g & 63)) | (1u64 << ((g >> 6) & 63)) | (1u64 << ((g >> 12) & 63));
+    (word, mask)
+}
+
+pub(crate) fn build_filter(hashes: &[u64]) -> Vec<u64> {
+    if hashes.is_empty() {
+        return Vec::new();
+    }
+    let words = (hashes.len() * FILTER_BITS_PER_KEY)
+        .div_ceil(64)
+        .next_power_of_two();
+    let mut bits = vec![0u64; words];
+    for &h in hashes {
+        let (w, m) = filter_probe(h, words);
+        bits[w] |= m;
+    }
+    bits
+}
+
+impl DomainFilter<'_> {
+    /// `false`: certainly not in the table. `true`: maybe (or no filter).
+    #[inline(always)]
+    pub(crate) fn may_contain(&self, hash: u64) -> bool {
+        if self.words.is_empty() {
+            return true;
+        }
+        let (w, m) = filter_probe(hash, self.words.len());
+        // The length is a power of two and `w` is masked by it.
+        self.words.get(w).is_none_or(|bits| bits & m == m)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,7 @@ pub enum Section {
     Paths = 32,
     Ja4 = 33,
     Certs = 34,
+    DomainFilter = 35,
     Wildcards = 40,
     UserAgents = 41,
     WhitelistDomains = 50,
