@@ -5,8 +5,10 @@
 //! copy kept), [`format`] parses each list format, [`compile`] merges every source,
 //! applies the whitelist and consensus rules and writes a [`snapshot`], and [`store`]
 //! answers lookups on a loaded snapshot. [`reload`] swaps in a newer snapshot while
-//! readers keep working.
+//! readers keep working. [`source`] reads a local file or Maltrail trail folder through
+//! the format parsers.
 
 pub mod catalog;
 pub mod config;
 pub mod format;
+pub mod source;
