@@ -143,7 +143,7 @@ fn printable(bytes: Vec<u8>) -> Option<String> {
 /// not to justify a dependency.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return None;
     }
     let pad = bytes.iter().rev().take_while(|&&c| c == b'=').count();
