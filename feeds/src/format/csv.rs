@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::{CsvOptions, MAX_LINE_LEN, Record, Sink, TrailFormat, parse_kind, parse_trail};
+use super::{CsvOptions, Record, Sink, TrailFormat, parse_kind, parse_trail, too_long};
 
 /// A CSV feed read through [`CsvOptions`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +50,7 @@ impl TrailFormat for CsvColumns {
             if row.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
-            if row.as_slice().len() > MAX_LINE_LEN {
-                sink.malformed(
-                    file,
-                    no,
-                    format_args!("row is longer than {MAX_LINE_LEN} bytes"),
-                );
+            if too_long(row.as_slice(), file, no, sink) {
                 continue;
             }
             let Some(value) = row.get(opts.column).map(str::trim) else {
@@ -96,7 +91,7 @@ mod tests {
     use spoor_core::{Indicator, TrailKind};
 
     use super::*;
-    use crate::format::ParseReport;
+    use crate::format::{MAX_LINE_LEN, ParseReport};
 
     fn blackbook() -> CsvOptions {
         CsvOptions {

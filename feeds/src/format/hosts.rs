@@ -64,7 +64,9 @@ impl TrailFormat for HostsFile {
 
 fn is_local_name(name: &str) -> bool {
     LOCAL_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
-        || name.to_ascii_lowercase().starts_with("ip6-")
+        || name
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("ip6-"))
 }
 
 #[cfg(test)]

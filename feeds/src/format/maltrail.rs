@@ -16,7 +16,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Record, Sink, TrailFormat, numbered_lines, parse_trail, usable_content};
+use super::{Record, Sink, TrailFormat, numbered_lines, parse_trail, too_long, usable_content};
 
 /// Reference of trails shipped with Maltrail.
 pub const STATIC_REFERENCE: &str = "(static)";
@@ -148,9 +148,7 @@ impl TrailFormat for MaltrailCsvFile {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            if line.len() > super::MAX_LINE_LEN {
-                // Reuse the shared wording for over-long lines.
-                let _ = usable_content(line, file, no, sink);
+            if too_long(line, file, no, sink) {
                 continue;
             }
             let Some((value, info)) = line.split_once(',') else {
@@ -266,5 +264,13 @@ mod tests {
         assert_eq!(recs[1].info, None);
         let lines: Vec<_> = rep.malformed.iter().map(|m| m.line).collect();
         assert_eq!(lines, [3, 4]);
+    }
+
+    #[test]
+    fn long_csv_line_with_hash_is_reported() {
+        let text = format!("x.example,#{}\n", "i".repeat(MAX_LINE_LEN));
+        let (recs, rep) = run("/t", "/t/a.csv", &text);
+        assert!(recs.is_empty());
+        assert_eq!(rep.malformed_count, 1);
     }
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::{MAX_LINE_LEN, Record, Sink, TrailFormat, parse_trail};
+use super::{Record, Sink, TrailFormat, parse_trail, too_long};
 
 /// Maltrail's merged `trails.csv`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,12 +36,7 @@ impl TrailFormat for MaltrailTrailsCsv {
             if trail.is_empty() && row.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
-            if row.as_slice().len() > MAX_LINE_LEN {
-                sink.malformed(
-                    file,
-                    no,
-                    format_args!("row is longer than {MAX_LINE_LEN} bytes"),
-                );
+            if too_long(row.as_slice(), file, no, sink) {
                 continue;
             }
             match parse_trail(trail) {
@@ -68,7 +63,7 @@ mod tests {
     use spoor_core::Indicator;
 
     use super::*;
-    use crate::format::ParseReport;
+    use crate::format::{MAX_LINE_LEN, ParseReport};
 
     fn run(text: &str) -> (Vec<Record>, ParseReport) {
         let mut report = ParseReport::default();

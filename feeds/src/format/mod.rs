@@ -193,7 +193,16 @@ pub fn usable_content<'t>(
     sink: &mut Sink<'_>,
 ) -> Option<&'t str> {
     let value = content(line)?;
-    if value.len() > MAX_LINE_LEN {
+    if too_long(value, file, no, sink) {
+        return None;
+    }
+    Some(value)
+}
+
+/// Report `value` if it is longer than [`MAX_LINE_LEN`]; true when it was.
+pub fn too_long(value: &str, file: &Path, no: usize, sink: &mut Sink<'_>) -> bool {
+    let long = value.len() > MAX_LINE_LEN;
+    if long {
         sink.malformed(
             file,
             no,
@@ -202,9 +211,8 @@ pub fn usable_content<'t>(
                 value.len()
             ),
         );
-        return None;
     }
-    Some(value)
+    long
 }
 
 /// A trail classified the Maltrail way, with the checks the core parser leaves to feed
