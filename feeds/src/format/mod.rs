@@ -6,10 +6,26 @@
 //! lines and one bad one gives a thousand trails and one counted complaint.
 
 use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use spoor_core::{Indicator, Severity, TrailKind};
+use spoor_core::{Indicator, Severity, TrailKind, normalize_domain};
+
+pub mod csv;
+pub mod hosts;
+pub mod ipset;
+pub mod ipsum;
+pub mod maltrail;
+pub mod maltrail_csv;
+pub mod plain;
+pub mod suricata;
+pub mod tor;
+pub mod whitelist;
+
+/// Longest line any format reads. Real trails are far shorter (a URL trail stops at
+/// `spoor_core::indicator::MAX_URL_LEN`); a longer line is a binary file or a minified page.
+pub const MAX_LINE_LEN: usize = 4096;
 
 /// Only the first malformed lines of a source are kept with their text; the rest are counted.
 pub const MAX_REPORTED_MALFORMED: usize = 50;
@@ -131,17 +147,155 @@ pub fn content(line: &str) -> Option<&str> {
 /// Parse `text` as a list with one indicator of `kind` per line (`None`: classify each
 /// line the way Maltrail does), `#` comments allowed.
 pub fn parse_lines(text: &str, file: &Path, kind: Option<TrailKind>, sink: &mut Sink<'_>) {
-    for (n, line) in text.lines().enumerate() {
-        let Some(value) = content(line) else { continue };
+    for (no, line) in numbered_lines(text) {
+        let Some(value) = usable_content(line, file, no, sink) else {
+            continue;
+        };
         let parsed = match kind {
-            Some(kind) => Indicator::parse_as(kind, value),
-            None => Indicator::parse(value),
+            Some(kind) => parse_kind(kind, value),
+            None => parse_trail(value),
         };
         match parsed {
             Ok(ind) => sink.push(Record::new(ind)),
-            Err(e) => sink.malformed(file, n + 1, e),
+            Err(reason) => sink.malformed(file, no, reason),
         }
     }
+}
+
+/// The lines of a file with their 1-based numbers. Ends lines at `\n`, `\r\n` and a lone
+/// `\r` (old Mac exports and some Suricata reputation files use CR only), and drops a
+/// leading byte-order mark.
+pub fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut rest = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut no = 0;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        no += 1;
+        let (line, next) = match rest.find(['\n', '\r']) {
+            Some(at) => {
+                let skip = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+                (&rest[..at], &rest[at + skip..])
+            }
+            None => (rest, ""),
+        };
+        rest = next;
+        Some((no, line))
+    })
+}
+
+/// [`content`] plus the length limit: an over-long line is reported and skipped.
+pub fn usable_content<'t>(
+    line: &'t str,
+    file: &Path,
+    no: usize,
+    sink: &mut Sink<'_>,
+) -> Option<&'t str> {
+    let value = content(line)?;
+    if too_long(value, file, no, sink) {
+        return None;
+    }
+    Some(value)
+}
+
+/// Report `value` if it is longer than [`MAX_LINE_LEN`]; true when it was.
+pub fn too_long(value: &str, file: &Path, no: usize, sink: &mut Sink<'_>) -> bool {
+    let long = value.len() > MAX_LINE_LEN;
+    if long {
+        sink.malformed(
+            file,
+            no,
+            format_args!(
+                "line is {} bytes long; the longest accepted is {MAX_LINE_LEN}",
+                value.len()
+            ),
+        );
+    }
+    long
+}
+
+/// A trail classified the Maltrail way, with the checks the core parser leaves to feed
+/// readers (see [`check_plausible`]).
+pub fn parse_trail(value: &str) -> Result<Indicator, String> {
+    let ind = Indicator::parse(value).map_err(|e| e.to_string())?;
+    check_plausible(&ind)?;
+    Ok(ind)
+}
+
+/// A trail of a known kind. A domain list line that is an IP address is refused: the
+/// domain parser alone would take `1.2.3.4` as a four-label name.
+pub fn parse_kind(kind: TrailKind, value: &str) -> Result<Indicator, String> {
+    if kind == TrailKind::Domain && value.trim().parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "`{}` is an IP address, not a domain name",
+            value.trim()
+        ));
+    }
+    let ind = Indicator::parse_as(kind, value).map_err(|e| e.to_string())?;
+    check_plausible(&ind)?;
+    Ok(ind)
+}
+
+/// Reject what `Indicator::parse` lets through but no feed means: a URL whose host is not
+/// a name or address (`</html>`, `<a href=x/y>`), a pattern that does not compile, text
+/// with U+FFFD (bytes that were not UTF-8, replaced when the file was decoded).
+pub fn check_plausible(ind: &Indicator) -> Result<(), String> {
+    if let Indicator::Domain(s)
+    | Indicator::Url(s)
+    | Indicator::Path(s)
+    | Indicator::Wildcard(s)
+    | Indicator::UserAgent(s) = ind
+        && s.contains(char::REPLACEMENT_CHARACTER)
+    {
+        return Err(format!("`{s}` contains bytes that are not UTF-8"));
+    }
+    match ind {
+        Indicator::Url(url) => {
+            let host = url.split('/').next().unwrap_or_default();
+            if plausible_host(host) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{url}`: URL host `{host}` is not a domain name or IP address"
+                ))
+            }
+        }
+        Indicator::Wildcard(pattern) | Indicator::UserAgent(pattern) => {
+            if pattern.chars().any(char::is_control) {
+                return Err(format!("`{pattern}` contains control characters"));
+            }
+            match regex::Regex::new(pattern) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(format!("invalid regular expression `{pattern}`")),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `name`, `name:port`, `1.2.3.4`, `1.2.3.4:80`, `[v6]`, `[v6]:443`.
+fn plausible_host(host: &str) -> bool {
+    if let Some(rest) = host.strip_prefix('[') {
+        let Some((addr, port)) = rest.split_once(']') else {
+            return false;
+        };
+        return addr.parse::<Ipv6Addr>().is_ok()
+            && (port.is_empty() || port.strip_prefix(':').is_some_and(is_port));
+    }
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if is_port(port) => name,
+        Some(_) => return false,
+        None => host,
+    };
+    name.parse::<IpAddr>().is_ok() || normalize_domain(name).is_some()
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Column choice for CSV feeds (Blackbook: `Domain,Malware,Date added,Source`).
@@ -258,9 +412,41 @@ impl FormatSpec {
 }
 
 /// Parse the text of one file in the given format. Folder formats (`maltrail`) are walked
-/// by the source loader, which calls this for each file.
+/// by the source loader ([`crate::source::load_source`]), which calls this for each file; a
+/// lone Maltrail file is read as if its folder were the trail root.
 pub fn parse_text(spec: &FormatSpec, text: &str, file: &Path, sink: &mut Sink<'_>) {
-    // Interim: every format is read as a Maltrail-style list until the format parsers land.
-    let _ = spec;
-    parse_lines(text, file, None, sink);
+    match spec {
+        FormatSpec::Maltrail => {
+            let root = file.parent().unwrap_or(Path::new(""));
+            maltrail::parse_file(root, text, file, sink);
+        }
+        FormatSpec::MaltrailCsv => maltrail_csv::MaltrailTrailsCsv.parse(text, file, sink),
+        FormatSpec::Whitelist => whitelist::Whitelist.parse(text, file, sink),
+        FormatSpec::Ip => plain::PlainList::new(TrailKind::Ip).parse(text, file, sink),
+        FormatSpec::Cidr => plain::PlainList::new(TrailKind::Cidr).parse(text, file, sink),
+        FormatSpec::Domain => plain::PlainList::new(TrailKind::Domain).parse(text, file, sink),
+        FormatSpec::Url => plain::PlainList::new(TrailKind::Url).parse(text, file, sink),
+        FormatSpec::UserAgent => {
+            plain::PlainList::new(TrailKind::UserAgent).parse(text, file, sink);
+        }
+        FormatSpec::Ja4 => plain::PlainList::new(TrailKind::Ja4).parse(text, file, sink),
+        FormatSpec::CertSha1 => {
+            plain::PlainList::new(TrailKind::CertSha1).parse(text, file, sink);
+        }
+        FormatSpec::Ipset => ipset::Ipset.parse(text, file, sink),
+        FormatSpec::Hosts => hosts::HostsFile.parse(text, file, sink),
+        FormatSpec::Csv(options) => csv::CsvColumns::new(options.clone()).parse(text, file, sink),
+        FormatSpec::Ipsum { min_count } => ipsum::Ipsum {
+            min_count: *min_count,
+        }
+        .parse(text, file, sink),
+        FormatSpec::SuricataIprep { min_score } => suricata::SuricataIprep {
+            min_score: *min_score,
+        }
+        .parse(text, file, sink),
+        FormatSpec::SuricataDataset { kind } => {
+            suricata::SuricataDataset { kind: *kind }.parse(text, file, sink);
+        }
+        FormatSpec::TorExits => tor::TorExits.parse(text, file, sink),
+    }
 }
