@@ -9,4 +9,5 @@
 
 pub mod catalog;
 pub mod config;
+pub mod fetch;
 pub mod format;
