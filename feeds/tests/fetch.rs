@@ -670,7 +670,7 @@ async fn runs_on_interval_until_shutdown() {
     let mut runs = Vec::new();
     updater
         .run_every_interval(
-            tokio::time::sleep(StdDuration::from_millis(450)),
+            tokio::time::sleep(StdDuration::from_millis(1500)),
             &NoProgress,
             |summary| runs.push(summary.changed()),
         )
