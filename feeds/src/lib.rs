@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod compile;
 pub mod config;
+pub mod fetch;
 pub mod format;
 pub mod snapshot;
 pub mod source;
