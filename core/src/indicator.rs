@@ -128,7 +128,9 @@ pub enum IndicatorError {
 }
 
 /// Characters that make a slash-free trail a regular expression rather than a domain.
-const REGEX_CHARS: &[char] = &['\\', '[', ']', '(', ')', '|', '*', '+', '?', '^', '$', '{', '}'];
+const REGEX_CHARS: &[char] = &[
+    '\\', '[', ']', '(', ')', '|', '*', '+', '?', '^', '$', '{', '}',
+];
 
 impl Indicator {
     /// Classify and normalise a trail written the way Maltrail's trail files write them.
@@ -398,7 +400,10 @@ mod tests {
 
     #[test]
     fn classifies_maltrail_trails() {
-        assert_eq!(p("66.66.66.66"), Indicator::Ip("66.66.66.66".parse().unwrap()));
+        assert_eq!(
+            p("66.66.66.66"),
+            Indicator::Ip("66.66.66.66".parse().unwrap())
+        );
         assert_eq!(
             p("6.6.6.6:8443"),
             Indicator::IpPort("6.6.6.6".parse().unwrap(), 8443)
@@ -407,15 +412,27 @@ mod tests {
             p("[dead::beef]:443"),
             Indicator::IpPort("dead::beef".parse().unwrap(), 443)
         );
-        assert_eq!(p("dead::beef"), Indicator::Ip("dead::beef".parse().unwrap()));
-        assert_eq!(p("5.63.151.7/24"), Indicator::Cidr("5.63.151.0/24".parse().unwrap()));
+        assert_eq!(
+            p("dead::beef"),
+            Indicator::Ip("dead::beef".parse().unwrap())
+        );
+        assert_eq!(
+            p("5.63.151.7/24"),
+            Indicator::Cidr("5.63.151.0/24".parse().unwrap())
+        );
         assert_eq!(p("Evil.Example."), Indicator::Domain("evil.example".into()));
-        assert_eq!(p("/malicious-login.php"), Indicator::Path("/malicious-login.php".into()));
+        assert_eq!(
+            p("/malicious-login.php"),
+            Indicator::Path("/malicious-login.php".into())
+        );
         assert_eq!(
             p("evil-url.example/bad/path/"),
             Indicator::Url("evil-url.example/bad/path".into())
         );
-        assert_eq!(p("http://Evil.example"), Indicator::Url("evil.example/".into()));
+        assert_eq!(
+            p("http://Evil.example"),
+            Indicator::Url("evil.example/".into())
+        );
         assert_eq!(
             p(r"dga[0-9]+\.wildcard-test\.com"),
             Indicator::Wildcard(r"dga[0-9]+\.wildcard-test\.com".into())
@@ -441,7 +458,9 @@ mod tests {
         let sha = "A1:B2:c3d4e5f60718293a4b5c6d7e8f9001122334";
         let ind = Indicator::parse_as(TrailKind::CertSha1, &sha.replace("A1:B2:", "a1b2")).unwrap();
         assert_eq!(ind.to_string(), "a1b2c3d4e5f60718293a4b5c6d7e8f9001122334");
-        assert!(Indicator::parse_as(TrailKind::Ja4, "t13d1516h2_8daaf6152771_02713d6af862").is_ok());
+        assert!(
+            Indicator::parse_as(TrailKind::Ja4, "t13d1516h2_8daaf6152771_02713d6af862").is_ok()
+        );
         assert!(Indicator::parse_as(TrailKind::Ja4, "nope").is_err());
         assert_eq!(
             Indicator::parse_as(TrailKind::Url, "evil.example").unwrap(),

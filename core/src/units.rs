@@ -11,7 +11,9 @@ use serde::{Deserialize, Deserializer, de};
 pub enum UnitError {
     #[error("`{0}` is not a duration (use a number with s, m, h or d, e.g. \"30s\", \"6h\")")]
     BadDuration(String),
-    #[error("`{0}` is not a size (use a number with B, KiB, MiB, GiB, KB, MB or GB, e.g. \"64MiB\")")]
+    #[error(
+        "`{0}` is not a size (use a number with B, KiB, MiB, GiB, KB, MB or GB, e.g. \"64MiB\")"
+    )]
     BadSize(String),
 }
 
@@ -154,7 +156,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!("30s".parse::<Duration>().unwrap(), Duration::from_secs(30));
-        assert_eq!("6h".parse::<Duration>().unwrap(), Duration::from_secs(6 * 3600));
+        assert_eq!(
+            "6h".parse::<Duration>().unwrap(),
+            Duration::from_secs(6 * 3600)
+        );
         assert_eq!("45".parse::<Duration>().unwrap(), Duration::from_secs(45));
         assert!("6 weeks".parse::<Duration>().is_err());
         assert_eq!(Duration::from_secs(7200).to_string(), "2h");

@@ -81,7 +81,8 @@ impl ParseReport {
         self.accepted += other.accepted;
         self.malformed_count += other.malformed_count;
         let room = MAX_REPORTED_MALFORMED.saturating_sub(self.malformed.len());
-        self.malformed.extend(other.malformed.into_iter().take(room));
+        self.malformed
+            .extend(other.malformed.into_iter().take(room));
     }
 }
 
@@ -93,7 +94,9 @@ pub struct Sink<'a> {
 
 impl fmt::Debug for Sink<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sink").field("report", &self.report).finish()
+        f.debug_struct("Sink")
+            .field("report", &self.report)
+            .finish()
     }
 }
 
@@ -187,13 +190,19 @@ pub enum FormatSpec {
     Csv(CsvOptions),
     /// IPsum: `IP<TAB>count`; lines below `min_count` are skipped. A bare IP counts as
     /// listed (the level files carry no count).
-    Ipsum { min_count: u32 },
+    Ipsum {
+        min_count: u32,
+    },
     /// Suricata IP reputation: `ip,category,score` (score 0..=127); lines below
     /// `min_score` are skipped.
-    SuricataIprep { min_score: u8 },
+    SuricataIprep {
+        min_score: u8,
+    },
     /// Suricata dataset list: one value per line, plain or base64 (`string` datasets),
     /// of the given kind (domain, url, ip, ua, ja4, cert...).
-    SuricataDataset { kind: TrailKind },
+    SuricataDataset {
+        kind: TrailKind,
+    },
     /// Tor exit lists: bare IPs, or the `ExitAddress IP date` lines of the exit-addresses file.
     TorExits,
 }
