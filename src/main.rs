@@ -1,6 +1,44 @@
 //! `spoor`: the one binary. Subcommands, flags and logging live here; the work is done by
-//! the library crates.
+//! the library crates. Subcommand bodies live in [`cmd`], one file per family; exit codes
+//! are documented there (0 ok, 1 nothing found, 2 bad config or usage, 3 runtime error).
 
-fn main() {
-    println!("spoor {}", env!("CARGO_PKG_VERSION"));
+mod cmd;
+mod config;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Network threat detection with safe, approved blocking on pf, nftables and OPNsense.
+#[derive(Debug, Parser)]
+#[command(name = "spoor", version, about)]
+struct Cli {
+    #[command(flatten)]
+    global: cmd::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the config file or print a commented default
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logging = logging::init(cli.global.verbosity());
+    let ctx = cmd::Context::new(cli.global, logging);
+    let result = match cli.command {
+        Command::Config(command) => cmd::config::run(&ctx, command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("spoor: {err:#}");
+            cmd::exit_code(&err)
+        }
+    }
 }

@@ -1,0 +1,79 @@
+//! Subcommands. Each family (`config`, later `trails`, `feeds`, ...) has its own file
+//! with a clap `Subcommand` enum and a `run(&Context, ...)` function; `main.rs` only
+//! dispatches.
+//!
+//! Exit codes, for scripts:
+//! - 0: success
+//! - 1: ran fine but found nothing (a lookup that matched nothing)
+//! - 2: bad config or bad usage (clap uses 2 for usage errors too)
+//! - 3: a runtime error (I/O, network, a failed download...)
+
+pub(crate) mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgAction, Args};
+
+use crate::config::{Config, LoadError};
+use crate::logging::Logging;
+
+/// See the module docs. (1, nothing found, arrives with the lookup subcommands.)
+pub(crate) const EXIT_BAD_CONFIG: u8 = 2;
+pub(crate) const EXIT_RUNTIME: u8 = 3;
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Config file [default: /etc/spoor/spoor.toml, /usr/local/etc/spoor/spoor.toml on
+    /// FreeBSD; the bundled defaults if that does not exist]
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// More log output: -v debug, -vv trace
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Less log output: -q warnings, -qq errors, -qqq nothing
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub(crate) quiet: u8,
+}
+
+impl GlobalArgs {
+    /// How far `-v`/`-q` move the log level from the config's.
+    pub(crate) fn verbosity(&self) -> i8 {
+        let v = i8::try_from(self.verbose).unwrap_or(i8::MAX);
+        let q = i8::try_from(self.quiet).unwrap_or(i8::MAX);
+        v.saturating_sub(q)
+    }
+}
+
+/// What every subcommand gets: the global flags and the running logger.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub(crate) args: GlobalArgs,
+    logging: Logging,
+}
+
+impl Context {
+    pub(crate) fn new(args: GlobalArgs, logging: Logging) -> Self {
+        Context { args, logging }
+    }
+
+    /// Load and validate the config (`-c FILE`, else the default path, else the bundled
+    /// defaults) and switch logging to its level. Subcommands that need settings call this
+    /// once, first thing, and propagate the error with `?`: `main` prints every problem
+    /// and exits with [`EXIT_BAD_CONFIG`].
+    pub(crate) fn load_config(&self) -> Result<Config, LoadError> {
+        let config = crate::config::load(self.args.config.as_deref())?;
+        self.logging.apply_config_level(config.spoor.log_level);
+        Ok(config)
+    }
+}
+
+/// The exit code for an error that ended a subcommand.
+pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if err.chain().any(|e| e.is::<LoadError>()) {
+        ExitCode::from(EXIT_BAD_CONFIG)
+    } else {
+        ExitCode::from(EXIT_RUNTIME)
+    }
+}
