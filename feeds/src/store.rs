@@ -17,7 +17,7 @@ use spoor_core::indicator::canonical_ip;
 use spoor_core::{Indicator, Severity, TrailKind};
 
 use crate::snapshot::hash::{
-    DomainFilter, DomainHasher, TableEntry, TableHeader, TableView, key_hash,
+    DomainFilter, TableEntry, TableHeader, TableView, for_each_suffix, key_hash,
 };
 use crate::snapshot::ranges::{Entry4, Entry6, NONE, find, find_v4};
 use crate::snapshot::writer::{IpPort4Rec, IpPort6Rec, OriginRec, SnapshotMeta};
@@ -403,6 +403,11 @@ fn checksum_of_reader(file: &mut std::fs::File) -> std::io::Result<u64> {
     Ok(h.digest())
 }
 
+/// Suffixes of one name that pass the domain filter before the table is probed; more
+/// than this many happen only for a name crafted against the filter (then every suffix is
+/// probed).
+const MAX_FILTER_CANDIDATES: usize = 8;
+
 /// URL and path trails are matched with and without their query string.
 fn without_query(s: &str) -> Option<&str> {
     s.split_once('?').map(|(base, _)| base)
@@ -618,14 +623,43 @@ impl TrailStore {
         if table.len() == 0 {
             return None;
         }
-        let hasher = DomainHasher::new(name.as_bytes())?;
+        // Suffixes come shortest first; the answer is the longest one listed. Collect the
+        // few that pass the filter, then probe the table longest first.
         let filter = self.views.domain_filter;
-        for (start, hash) in hasher.suffixes() {
-            if !filter.may_contain(hash) {
-                continue;
+        let mut candidates = [(0usize, 0u64); MAX_FILTER_CANDIDATES];
+        let mut n = 0;
+        let mut overflow = false;
+        for_each_suffix(name.as_bytes(), |start, hash| {
+            if filter.may_contain(hash) {
+                if n == MAX_FILTER_CANDIDATES {
+                    overflow = true;
+                    return false;
+                }
+                candidates[n] = (start, hash);
+                n += 1;
             }
-            let suffix = &name.as_bytes()[start..];
-            if let Some(e) = self.find_text(table, suffix, hash) {
+            true
+        });
+        if overflow {
+            // Only a name built to defeat the filter gets here: check every suffix.
+            let mut all = Vec::new();
+            for_each_suffix(name.as_bytes(), |start, hash| {
+                all.push((start, hash));
+                true
+            });
+            return self.probe_domains(name, all.iter().rev());
+        }
+        self.probe_domains(name, candidates[..n].iter().rev())
+    }
+
+    fn probe_domains<'c>(
+        &self,
+        name: &str,
+        suffixes: impl Iterator<Item = &'c (usize, u64)>,
+    ) -> Option<TrailHit<'_>> {
+        let table = &self.views.domains;
+        for &(start, hash) in suffixes {
+            if let Some(e) = self.find_text(table, &name.as_bytes()[start..], hash) {
                 let mut hit = self.hit(
                     TrailKind::Domain,
                     Matched::Text(self.str_at(e.key)),
@@ -644,13 +678,14 @@ impl TrailStore {
         if table.len() == 0 {
             return false;
         }
-        let Some(hasher) = DomainHasher::new(name.as_bytes()) else {
-            return false;
-        };
-        hasher.suffixes().any(|(start, hash)| {
-            self.find_text(table, &name.as_bytes()[start..], hash)
-                .is_some()
-        })
+        let mut found = false;
+        for_each_suffix(name.as_bytes(), |start, hash| {
+            found = self
+                .find_text(table, &name.as_bytes()[start..], hash)
+                .is_some();
+            !found
+        });
+        found
     }
 
     /// The whitelist covers this address.
@@ -793,6 +828,19 @@ impl TrailStore {
             Matched::Text(self.str_at(e.key)),
             e.value,
         ))
+    }
+
+    /// Every wildcard (`TrailKind::Wildcard`) or user-agent (`TrailKind::UserAgent`)
+    /// pattern trail, as listed (for stats and audits; matching uses the compiled set).
+    pub fn pattern_trails(&self, kind: TrailKind) -> impl Iterator<Item = TrailHit<'_>> + '_ {
+        let entries = match kind {
+            TrailKind::Wildcard => self.views.wildcards,
+            TrailKind::UserAgent => self.views.user_agents,
+            _ => &[],
+        };
+        entries
+            .iter()
+            .map(move |e| self.hit(kind, Matched::Text(self.str_at(e.key)), e.value))
     }
 
     /// Patterns skipped because this regex engine cannot compile them (known after the
