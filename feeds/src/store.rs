@@ -241,6 +241,9 @@ impl TrailStore {
         // SAFETY: the snapshot is replaced only by rename (never written in place), so
         // the mapped inode does not change under us.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        // Lookups jump around the file: read-ahead would only fetch pages nobody asked for.
+        #[cfg(unix)]
+        let _ = map.advise(memmap2::Advice::Random);
         Self::from_backing(Backing::Mapped(map), path, Some(sum))
     }
 
@@ -403,10 +406,9 @@ fn checksum_of_reader(file: &mut std::fs::File) -> std::io::Result<u64> {
     Ok(h.digest())
 }
 
-/// Suffixes of one name that pass the domain filter before the table is probed; more
-/// than this many happen only for a name crafted against the filter (then every suffix is
-/// probed).
-const MAX_FILTER_CANDIDATES: usize = 8;
+/// Suffixes of one name kept on the stack during a domain lookup; a name whose walk goes
+/// deeper (a long chain of listed parents) continues on the heap.
+const SHORT_WALK: usize = 8;
 
 /// URL and path trails are matched with and without their query string.
 fn without_query(s: &str) -> Option<&str> {
@@ -623,42 +625,52 @@ impl TrailStore {
         if table.len() == 0 {
             return None;
         }
-        // Suffixes come shortest first; the answer is the longest one listed. Collect the
-        // few that pass the filter, then probe the table longest first.
+        // Walk the suffixes from the right (`com`, `example.com`, `x.example.com`). The
+        // filter knows every trail and every parent of a trail, so the first suffix it
+        // rejects ends the walk: no longer suffix can be a trail either. A random name
+        // costs two or three cached filter reads; only suffixes that pass are probed in
+        // the table, longest first.
         let filter = self.views.domain_filter;
-        let mut candidates = [(0usize, 0u64); MAX_FILTER_CANDIDATES];
-        let mut n = 0;
-        let mut overflow = false;
+        let mut starts = [0u16; SHORT_WALK];
+        let mut hashes = [0u64; SHORT_WALK];
+        let mut n = 0usize;
+        let mut long_walk: Vec<(usize, u64)> = Vec::new();
         for_each_suffix(name.as_bytes(), |start, hash| {
-            if filter.may_contain(hash) {
-                if n == MAX_FILTER_CANDIDATES {
-                    overflow = true;
-                    return false;
-                }
-                candidates[n] = (start, hash);
-                n += 1;
+            if !filter.may_contain(hash) {
+                return false;
             }
+            if n < SHORT_WALK {
+                starts[n] = start as u16;
+                hashes[n] = hash;
+            } else {
+                if long_walk.is_empty() {
+                    long_walk.extend(starts.iter().zip(&hashes).map(|(s, h)| (*s as usize, *h)));
+                }
+                long_walk.push((start, hash));
+            }
+            n += 1;
             true
         });
-        if overflow {
-            // Only a name built to defeat the filter gets here: check every suffix.
-            let mut all = Vec::new();
-            for_each_suffix(name.as_bytes(), |start, hash| {
-                all.push((start, hash));
-                true
-            });
-            return self.probe_domains(name, all.iter().rev());
+        if !long_walk.is_empty() {
+            return self.probe_domains(name, long_walk.iter().rev().copied());
         }
-        self.probe_domains(name, candidates[..n].iter().rev())
+        self.probe_domains(
+            name,
+            starts[..n]
+                .iter()
+                .zip(&hashes[..n])
+                .rev()
+                .map(|(s, h)| (*s as usize, *h)),
+        )
     }
 
-    fn probe_domains<'c>(
+    fn probe_domains(
         &self,
         name: &str,
-        suffixes: impl Iterator<Item = &'c (usize, u64)>,
+        suffixes: impl Iterator<Item = (usize, u64)>,
     ) -> Option<TrailHit<'_>> {
         let table = &self.views.domains;
-        for &(start, hash) in suffixes {
+        for (start, hash) in suffixes {
             if let Some(e) = self.find_text(table, &name.as_bytes()[start..], hash) {
                 let mut hit = self.hit(
                     TrailKind::Domain,

@@ -9,6 +9,7 @@
 //! - 3: a runtime error (I/O, network, a failed download...)
 
 pub(crate) mod config;
+pub(crate) mod trails;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +19,8 @@ use clap::{ArgAction, Args};
 use crate::config::{Config, LoadError};
 use crate::logging::Logging;
 
-/// See the module docs. (1, nothing found, arrives with the lookup subcommands.)
+/// See the module docs.
+pub(crate) const EXIT_NOTHING_FOUND: u8 = 1;
 pub(crate) const EXIT_BAD_CONFIG: u8 = 2;
 pub(crate) const EXIT_RUNTIME: u8 = 3;
 

@@ -43,17 +43,12 @@ impl CompileSource {
     pub fn feed(spec: &FeedSpec, dir: &Path) -> Self {
         CompileSource {
             name: spec.name.clone(),
-            path: feed_copy_path(dir, &spec.name),
+            path: crate::fetch::copy_path(dir, &spec.name),
             format: spec.format.clone(),
             defaults: spec.defaults.clone(),
             required: false,
         }
     }
-}
-
-/// Where the updater keeps the last good copy of a feed.
-pub fn feed_copy_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}.list"))
 }
 
 /// Every source a config asks for: local sources first, then enabled feeds.

@@ -186,11 +186,12 @@ impl<'a> TableView<'a> {
     }
 }
 
-/// A blocked Bloom filter over the domain table's key hashes: three bits in one 64-bit
-/// word per key, sized to fit in a core's L2 cache for the full Maltrail set (2 MiB for
-/// about 1.2 million domains). Most suffixes of a queried name are not trails; the filter
-/// answers those from cache instead of a table probe into memory. About 1 % false
-/// positives fall through to the table, which gives the exact answer.
+/// A blocked Bloom filter over the hashes of every domain trail and every parent of one
+/// (`x.evil.example` puts in `x.evil.example`, `evil.example` and `example`): three bits
+/// in one 64-bit word per key, 8 to 16 bits per key (4 MiB for the full Maltrail set).
+/// A suffix the filter rejects is neither a trail nor the parent of one, which ends a
+/// domain lookup's walk from the right. A false positive (a few %) only costs a table
+/// probe that gives the exact answer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DomainFilter<'a> {
     pub(crate) words: &'a [u64],

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
 use spoor_core::TrailKind;
 
-use super::hash::{TableEntry, build_filter, build_slots, key_hash};
+use super::hash::{TableEntry, build_filter, build_slots, for_each_suffix, key_hash};
 use super::ranges::{Entry4, Entry6, flatten, v4_index};
 use super::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, Section, checksum};
 use crate::compile::builder::{Origins, SourceSummary, TrailSet};
@@ -235,7 +235,16 @@ pub(crate) fn encode(set: &TrailSet, created: u64) -> Vec<u8> {
             .collect();
         sections.push((section, table_bytes(&mut pool, &mut sets, &list)));
         if kind == TrailKind::Domain {
-            let hashes: Vec<u64> = list.iter().map(|(k, _)| key_hash(k.as_bytes())).collect();
+            // Every trail and every parent of a trail (see `TrailStore::lookup_domain`).
+            let mut hashes: Vec<u64> = Vec::with_capacity(list.len() * 2);
+            for (k, _) in &list {
+                for_each_suffix(k.as_bytes(), |_, h| {
+                    hashes.push(h);
+                    true
+                });
+            }
+            hashes.sort_unstable();
+            hashes.dedup();
             sections.push((
                 Section::DomainFilter,
                 bytemuck::cast_slice(&build_filter(&hashes)).to_vec(),
