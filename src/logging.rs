@@ -4,8 +4,13 @@
 //! `EnvFilter` directive such as `debug` or `spoor_feeds=trace`), else the config's
 //! `[spoor] log_level` moved up by each `-v` and down by each `-q`. Logging starts before
 //! the config is read (loading it may log), so the level is swapped in once it is known.
+//! While a progress bar is drawn ([`show_progress_bar`]), log lines are written above it
+//! instead of through it.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
 
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt;
@@ -41,7 +46,7 @@ pub(crate) fn init(shift: i8) -> Logging {
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(|| BarAwareStderr)
                 .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
@@ -87,4 +92,38 @@ fn level_filter(level: LogLevel, shift: i8) -> EnvFilter {
     };
     let step = base.saturating_add(shift).clamp(0, 5) as usize;
     EnvFilter::default().add_directive(STEPS[step].into())
+}
+
+/// The progress bar on stderr, if one is drawn: log lines must suspend it while they print.
+static PROGRESS_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Route log lines around `bar` until [`hide_progress_bar`].
+pub(crate) fn show_progress_bar(bar: &ProgressBar) {
+    *PROGRESS_BAR.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+}
+
+/// Log straight to stderr again.
+pub(crate) fn hide_progress_bar() {
+    *PROGRESS_BAR.lock().unwrap_or_else(|e| e.into_inner()) = None;
+}
+
+/// Stderr that clears the progress bar (if any) around each write. The fmt layer writes
+/// each event in one `write_all`, so a line is never split around a redraw.
+struct BarAwareStderr;
+
+impl Write for BarAwareStderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let bar = PROGRESS_BAR
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match bar {
+            Some(bar) => bar.suspend(|| io::stderr().write(buf)),
+            None => io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
 }

@@ -25,6 +25,9 @@ enum Command {
     /// Check the config file or print a commented default
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Download the threat feeds, or list them with their status
+    #[command(subcommand)]
+    Feeds(cmd::feeds::FeedsCommand),
     /// Compile the trail snapshot, look indicators up, show counts
     #[command(subcommand)]
     Trails(cmd::trails::TrailsCommand),
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let ctx = cmd::Context::new(cli.global, logging);
     let result = match cli.command {
         Command::Config(command) => cmd::config::run(&ctx, command),
+        Command::Feeds(command) => cmd::feeds::run(&ctx, command),
         Command::Trails(command) => cmd::trails::run(&ctx, command),
     };
     match result {

@@ -9,6 +9,7 @@
 //! - 3: a runtime error (I/O, network, a failed download...)
 
 pub(crate) mod config;
+pub(crate) mod feeds;
 pub(crate) mod trails;
 
 use std::path::PathBuf;

@@ -13,6 +13,7 @@
 
 mod download;
 mod error;
+mod redact;
 mod state;
 mod validate;
 
@@ -30,6 +31,7 @@ use tokio::task::JoinSet;
 use crate::config::{FeedSpec, FeedsConfig};
 
 pub use error::FetchError;
+pub use redact::{redact_url, redact_urls};
 pub use state::{COPY_EXTENSION, FeedState, STATE_FILE, StateError, Timestamp, copy_path};
 
 use download::{Conditional, Fetched};
@@ -124,7 +126,7 @@ impl FeedOutcome {
 
 /// `feodotracker: updated, 235 trails (4KiB)` or
 /// `feodotracker: HTTP 500 Internal Server Error from https://...; kept last good copy from
-/// 2026-11-25 10:00 UTC (235 trails)`.
+/// 2026-11-25 10:00 UTC (235 trails)`. Credentials in the URL or the error are redacted.
 impl fmt::Display for FeedOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = &self.name;
@@ -139,7 +141,12 @@ impl fmt::Display for FeedOutcome {
                 error,
                 kept_last_good,
             } => {
-                write!(f, "{name}: {error} from {}; ", self.url)?;
+                write!(
+                    f,
+                    "{name}: {} from {}; ",
+                    redact_urls(&error.to_string()),
+                    redact_url(&self.url)
+                )?;
                 match kept_last_good {
                     Some(k) => {
                         f.write_str("kept last good copy")?;

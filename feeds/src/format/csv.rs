@@ -3,8 +3,10 @@
 //! The indicator column is parsed as [`CsvOptions::kind`] (or classified like a Maltrail
 //! trail); the optional info column's text becomes the trail's info as written (the
 //! source's default info applies where it is empty). Quoting follows RFC 4180; rows may
-//! have any number of fields.
+//! have any number of fields. Blanks between a delimiter and a quoted field are dropped
+//! (ThreatFox writes `"a", "b, c", "d"`), so such fields are still read as quoted.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::{CsvOptions, Record, Sink, TrailFormat, parse_kind, parse_trail, too_long};
@@ -25,6 +27,7 @@ impl TrailFormat for CsvColumns {
     fn parse(&self, text: &str, file: &Path, sink: &mut Sink<'_>) {
         let opts = &self.options;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let text = drop_blanks_before_quotes(text, opts.delimiter);
         let mut reader = ::csv::ReaderBuilder::new()
             .delimiter(opts.delimiter)
             .has_headers(false)
@@ -86,6 +89,61 @@ impl TrailFormat for CsvColumns {
     }
 }
 
+/// `text` with the blanks between a delimiter and an opening quote removed, outside quoted
+/// fields and `#` comment lines. RFC 4180 only opens a quoted field at its first byte, so
+/// without this `a, "b, c"` would split inside the quotes.
+fn drop_blanks_before_quotes(text: &str, delimiter: u8) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let blank = |b: u8| b == b' ' || b == b'\t';
+    if blank(delimiter) || !bytes.windows(2).any(|w| w[0] == delimiter && blank(w[1])) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    let mut quoted = false;
+    let mut line_start = true;
+    let mut field_start = true;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            out.push(b);
+            if b == b'"' {
+                if bytes.get(i + 1) == Some(&b'"') {
+                    out.push(b'"');
+                    i += 1;
+                } else {
+                    quoted = false;
+                }
+            }
+            i += 1;
+            continue;
+        }
+        if line_start && b == b'#' {
+            let end = bytes[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(bytes.len(), |p| i + p + 1);
+            out.extend_from_slice(&bytes[i..end]);
+            i = end;
+            continue;
+        }
+        if field_start && blank(b) {
+            let blanks = bytes[i..].iter().take_while(|&&c| blank(c)).count();
+            if bytes.get(i + blanks) == Some(&b'"') {
+                i += blanks;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+        quoted = field_start && b == b'"';
+        line_start = b == b'\n';
+        field_start = b == delimiter || b == b'\n' || b == b'\r';
+    }
+    // Only ASCII blanks were removed from valid UTF-8.
+    Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use spoor_core::{Indicator, TrailKind};
@@ -142,6 +200,34 @@ mod tests {
             recs[0].indicator,
             Indicator::IpPort("1.2.3.4".parse().unwrap(), 80)
         );
+    }
+
+    #[test]
+    fn blanks_before_quoted_fields() {
+        // ThreatFox's CSV export: `", "` between fields, commas inside the alias field.
+        let opts = CsvOptions {
+            column: 2,
+            info_column: Some(7),
+            delimiter: b',',
+            header: false,
+            kind: Some(TrailKind::IpPort),
+        };
+        let text = "# \"first_seen_utc\", \"ioc_id\", \"ioc_value\"\n\
+                    \"2024-07-16 05:25:36\", \"1301610\", \"8.134.12.90:7777\", \"ip:port\", \"botnet_cc\", \"win.cobalt_strike\", \"Agentemis,BEACON\", \"Cobalt Strike\", \"\"\n\
+                    \"x\", \"2\",   \"1.2.3.4:80\",\"ip:port\", \"\", \"\", \"say \"\"hi\"\", there\", \"Remcos\"\n";
+        let (recs, rep) = run(opts, text);
+        assert_eq!(rep.malformed_count, 0, "{:?}", rep.malformed);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].indicator.to_string(), "8.134.12.90:7777");
+        assert_eq!(recs[0].info.as_deref(), Some("Cobalt Strike"));
+        assert_eq!(recs[1].indicator.to_string(), "1.2.3.4:80");
+        assert_eq!(recs[1].info.as_deref(), Some("Remcos"));
+        // Unquoted fields keep their blanks (trimmed later); nothing else changes.
+        assert_eq!(drop_blanks_before_quotes("a, b,c", b','), "a, b,c");
+        assert!(matches!(
+            drop_blanks_before_quotes("a,b", b','),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

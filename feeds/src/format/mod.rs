@@ -5,6 +5,7 @@
 //! [`ParseReport`] (file:line and why) instead of failing. A feed with a thousand good
 //! lines and one bad one gives a thousand trails and one counted complaint.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -145,11 +146,21 @@ pub fn content(line: &str) -> Option<&str> {
 }
 
 /// Parse `text` as a list with one indicator of `kind` per line (`None`: classify each
-/// line the way Maltrail does), `#` comments allowed.
+/// line the way Maltrail does), `#` comments allowed. IP and CIDR lists also take `;`
+/// comments (Spamhaus DROP: `1.10.16.0/20 ; SBL256894` under `; ...` headers), since no
+/// address contains one.
 pub fn parse_lines(text: &str, file: &Path, kind: Option<TrailKind>, sink: &mut Sink<'_>) {
+    let semicolon_comments = matches!(kind, Some(TrailKind::Ip | TrailKind::Cidr));
     for (no, line) in numbered_lines(text) {
         let Some(value) = usable_content(line, file, no, sink) else {
             continue;
+        };
+        let value = match value.split_once(';') {
+            Some((before, _)) if semicolon_comments => match before.trim() {
+                "" => continue,
+                before => before,
+            },
+            _ => value,
         };
         let parsed = match kind {
             Some(kind) => parse_kind(kind, value),
@@ -232,9 +243,52 @@ pub fn parse_kind(kind: TrailKind, value: &str) -> Result<Indicator, String> {
             value.trim()
         ));
     }
-    let ind = Indicator::parse_as(kind, value).map_err(|e| e.to_string())?;
+    let value = match kind {
+        TrailKind::UserAgent => python_regex_compat(value),
+        _ => Cow::Borrowed(value),
+    };
+    let ind = Indicator::parse_as(kind, &value).map_err(|e| e.to_string())?;
     check_plausible(&ind)?;
     Ok(ind)
+}
+
+/// A pattern written for Python's `re` (Maltrail's `ua.txt`) in the syntax of Rust's
+/// `regex`, for the two Python habits Rust refuses: `\Z` (end of text, Rust's `\z`) and
+/// a `{` that does not start a repetition (`\(\) { :;`, Python reads it as a literal).
+/// `{,n}` becomes `{0,n}`. Patterns without these are returned as they are.
+pub fn python_regex_compat(pattern: &str) -> Cow<'_, str> {
+    if !pattern.contains("\\Z") && !pattern.contains('{') {
+        return Cow::Borrowed(pattern);
+    }
+    let mut out = String::with_capacity(pattern.len() + 4);
+    let mut chars = pattern.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some((_, 'Z')) => out.push_str("\\z"),
+                Some((_, next)) => {
+                    out.push('\\');
+                    out.push(next);
+                }
+                None => out.push('\\'),
+            },
+            '{' if !is_repetition(&pattern[at + 1..]) => out.push_str("\\{"),
+            // `{,n}`: Python's 0 to n.
+            '{' if pattern[at + 1..].starts_with(',') => out.push_str("{0"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// True if `rest` (what follows a `{`) is `m}`, `m,}`, `m,n}` or `,n}`.
+fn is_repetition(rest: &str) -> bool {
+    let Some((inner, _)) = rest.split_once('}') else {
+        return false;
+    };
+    let (min, max) = inner.split_once(',').unwrap_or((inner, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    !inner.is_empty() && digits(min) && digits(max) && (min.len() + max.len()) > 0
 }
 
 /// Reject what `Indicator::parse` lets through but no feed means: a URL whose host is not

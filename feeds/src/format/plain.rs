@@ -88,6 +88,37 @@ mod tests {
     }
 
     #[test]
+    fn semicolon_comments_in_address_lists() {
+        // Spamhaus DROP: `;` headers and `; SBL...` references after each net.
+        let text = "; Spamhaus DROP List 2024/05/10 - (c) 2024 The Spamhaus Project SLU\n\
+                    ; Last-Modified: Fri, 10 May 2024 08:22:13 GMT\n\
+                    1.10.16.0/20 ; SBL256894\n2a06:e480::/29 ; SBL303641\n";
+        let (ok, rep) = run(TrailKind::Cidr, text);
+        assert_eq!(rep.malformed_count, 0, "{:?}", rep.malformed);
+        assert_eq!(ok.len(), 2);
+        let (ok, rep) = run(TrailKind::Ip, "; header\n1.2.3.4;x\n");
+        assert_eq!((ok.len(), rep.malformed_count), (1, 0));
+        // Other kinds keep `;`: it is part of URLs and user-agent patterns.
+        let (ok, _) = run(TrailKind::UserAgent, "\\(\\) \\{ :;\n");
+        assert_eq!(ok[0], Indicator::UserAgent(r"\(\) \{ :;".into()));
+    }
+
+    #[test]
+    fn python_user_agent_patterns() {
+        // Maltrail's ua.txt is written for Python's `re`.
+        let (ok, rep) = run(
+            TrailKind::UserAgent,
+            "\\(\\) { :;\n\\A\\w{1,2}\\Z\nx{,3}y\n\\{ok}\n[{]\n",
+        );
+        assert_eq!(rep.malformed_count, 0, "{:?}", rep.malformed);
+        let got: Vec<_> = ok.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            got,
+            [r"\(\) \{ :;", r"\A\w{1,2}\z", "x{0,3}y", r"\{ok}", r"[\{]"]
+        );
+    }
+
+    #[test]
     fn html_binary_and_long_lines() {
         let long = format!("{}.example", "a".repeat(MAX_LINE_LEN));
         let text = format!(
