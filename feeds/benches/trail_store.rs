@@ -149,13 +149,29 @@ fn random_label(rng: &mut Rng, n: usize) -> String {
 fn measure(snapshot: &Path) {
     // Queries first, so that the memory they take is not counted as the store's.
     let mut rng = Rng(0x5eed_cafe_f00d_0001);
-    let listed: Vec<Ipv4Addr> =
-        std::fs::read_to_string(shared("maltrail/trails/static/mass_scanner.txt"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter_map(|w| w.parse().ok())
-            .collect();
+    // Every listed IPv4 address of the static set, in a shuffled order.
+    let mut listed: Vec<Ipv4Addr> = Vec::new();
+    let mut dirs = vec![shared("maltrail/trails/static")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("trail folder").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "txt") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                listed.extend(
+                    text.lines()
+                        .filter_map(|l| l.split_whitespace().next())
+                        .filter_map(|w| w.parse::<Ipv4Addr>().ok()),
+                );
+            }
+        }
+    }
+    listed.sort_unstable();
+    listed.dedup();
+    for i in (1..listed.len()).rev() {
+        listed.swap(i, (rng.next() % (i as u64 + 1)) as usize);
+    }
     let hits_v4: Vec<IpAddr> = (0..1_000_000)
         .map(|i| IpAddr::V4(listed[i % listed.len()]))
         .collect();

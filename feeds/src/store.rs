@@ -19,7 +19,7 @@ use spoor_core::{Indicator, Severity, TrailKind};
 use crate::snapshot::hash::{
     DomainFilter, TableEntry, TableHeader, TableView, for_each_suffix, key_hash,
 };
-use crate::snapshot::ranges::{Entry4, Entry6, NONE, find, find_v4};
+use crate::snapshot::ranges::{Entry4, Entry6, NONE, find, find_v4, v4_index_is_sound};
 use crate::snapshot::writer::{IpPort4Rec, IpPort6Rec, OriginRec, SnapshotMeta};
 use crate::snapshot::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, Section, SnapshotError, checksum,
@@ -50,6 +50,7 @@ struct Views<'a> {
     origins: &'a [OriginRec],
     sets: &'a [u32],
     v4_index: &'a [u32],
+    v4_sub: &'a [u32],
     v4_starts: &'a [u32],
     v4_values: &'a [u32],
     v4_entries: &'a [Entry4],
@@ -333,6 +334,7 @@ impl TrailStore {
             origins: cast(p, "origins", get(Section::Origins))?,
             sets: cast(p, "origin sets", get(Section::OriginSets))?,
             v4_index: cast(p, "v4 index", get(Section::V4Index))?,
+            v4_sub: cast(p, "v4 sub-index", get(Section::V4Sub))?,
             v4_starts: cast(p, "v4 starts", get(Section::V4Starts))?,
             v4_values: cast(p, "v4 values", get(Section::V4Values))?,
             v4_entries: cast(p, "v4 entries", get(Section::V4Entries))?,
@@ -355,12 +357,7 @@ impl TrailStore {
             wl_v4: cast(p, "whitelist v4", get(Section::WhitelistV4))?,
             wl_v6: cast(p, "whitelist v6", get(Section::WhitelistV6))?,
         };
-        if !views.domain_filter.words.len().is_power_of_two()
-            && !views.domain_filter.words.is_empty()
-        {
-            return Err(corrupt("domain filter size is not a power of two".into()));
-        }
-        if views.v4_index.len() != 65_537
+        if !v4_index_is_sound(views.v4_index, views.v4_sub, views.v4_starts.len())
             || views.v4_starts.len() != views.v4_values.len()
             || views.v6_starts.len() != views.v6_values.len()
         {
@@ -489,7 +486,7 @@ impl TrailStore {
     #[inline]
     pub fn lookup_v4(&self, ip: Ipv4Addr) -> Option<TrailHit<'_>> {
         let v = &self.views;
-        let r = find_v4(v.v4_index, v.v4_starts, u32::from(ip))?;
+        let r = find_v4(v.v4_index, v.v4_sub, v.v4_starts, u32::from(ip))?;
         let entry = *v.v4_values.get(r)?;
         (entry != NONE).then(|| self.v4_hit(entry)).flatten()
     }
@@ -529,7 +526,7 @@ impl TrailStore {
         match canonical_ip(ip) {
             IpAddr::V4(v4) => {
                 let v = &self.views;
-                let mut entry = find_v4(v.v4_index, v.v4_starts, u32::from(v4))
+                let mut entry = find_v4(v.v4_index, v.v4_sub, v.v4_starts, u32::from(v4))
                     .and_then(|r| v.v4_values.get(r).copied())
                     .unwrap_or(NONE);
                 // Parent chains are acyclic by construction; the bound guards a corrupt file.
@@ -628,28 +625,29 @@ impl TrailStore {
         // Walk the suffixes from the right (`com`, `example.com`, `x.example.com`). The
         // filter knows every trail and every parent of a trail, so the first suffix it
         // rejects ends the walk: no longer suffix can be a trail either. A random name
-        // costs two or three cached filter reads; only suffixes that pass are probed in
-        // the table, longest first.
+        // costs two or three filter reads and no table probe; only suffixes the filter
+        // says may be trails are probed, longest first.
         let filter = self.views.domain_filter;
         let mut starts = [0u16; SHORT_WALK];
         let mut hashes = [0u64; SHORT_WALK];
         let mut n = 0usize;
         let mut long_walk: Vec<(usize, u64)> = Vec::new();
         for_each_suffix(name.as_bytes(), |start, hash| {
-            if !filter.may_contain(hash) {
-                return false;
-            }
-            if n < SHORT_WALK {
-                starts[n] = start as u16;
-                hashes[n] = hash;
-            } else {
-                if long_walk.is_empty() {
-                    long_walk.extend(starts.iter().zip(&hashes).map(|(s, h)| (*s as usize, *h)));
+            let answer = filter.check(hash);
+            if answer.maybe_trail {
+                if n < SHORT_WALK && long_walk.is_empty() {
+                    starts[n] = start as u16;
+                    hashes[n] = hash;
+                    n += 1;
+                } else {
+                    if long_walk.is_empty() {
+                        long_walk
+                            .extend(starts.iter().zip(&hashes).map(|(s, h)| (*s as usize, *h)));
+                    }
+                    long_walk.push((start, hash));
                 }
-                long_walk.push((start, hash));
             }
-            n += 1;
-            true
+            answer.walk_on
         });
         if !long_walk.is_empty() {
             return self.probe_domains(name, long_walk.iter().rev().copied());

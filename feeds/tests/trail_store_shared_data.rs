@@ -156,7 +156,7 @@ impl WhitelistOracle {
 
 fn found(store: &TrailStore, e: &Expected) -> Result<(), String> {
     let has_info = |infos: Vec<String>| {
-        if infos.iter().any(|i| *i == e.info) {
+        if infos.contains(&e.info) {
             Ok(())
         } else {
             Err(format!("found with infos {infos:?}, expected {:?}", e.info))

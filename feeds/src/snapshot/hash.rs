@@ -30,20 +30,50 @@ fn fold_mul(a: u64, b: u64) -> u64 {
 }
 
 #[inline(always)]
+fn read8(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes([
+        b[at],
+        b[at + 1],
+        b[at + 2],
+        b[at + 3],
+        b[at + 4],
+        b[at + 5],
+        b[at + 6],
+        b[at + 7],
+    ])
+}
+
+#[inline(always)]
+fn read4(b: &[u8], at: usize) -> u64 {
+    u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]))
+}
+
+/// One label's hash. Short labels (nearly all) are read with two overlapping loads and no
+/// loop or copy, in the manner of wyhash.
+#[inline(always)]
 fn label_hash(b: &[u8]) -> u64 {
-    let mut h = (b.len() as u64) ^ S0;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = fold_mul(h ^ S1, w ^ S2);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut buf = [0u8; 8];
-        buf[..rest.len()].copy_from_slice(rest);
-        h = fold_mul(h ^ S1, u64::from_le_bytes(buf) ^ S2);
-    }
-    h
+    let len = b.len();
+    let (x, y) = if len <= 16 {
+        if len >= 8 {
+            (read8(b, 0), read8(b, len - 8))
+        } else if len >= 4 {
+            (read4(b, 0), read4(b, len - 4))
+        } else if len > 0 {
+            let v = (u64::from(b[0]) << 16) | (u64::from(b[len / 2]) << 8) | u64::from(b[len - 1]);
+            (v, 0)
+        } else {
+            (0, 0)
+        }
+    } else {
+        let mut h = S0;
+        let mut at = 0;
+        while at + 16 < len {
+            h = fold_mul(read8(b, at) ^ S1, read8(b, at + 8) ^ h);
+            at += 16;
+        }
+        (read8(b, len - 16) ^ h, read8(b, len - 8))
+    };
+    fold_mul(x ^ S1 ^ len as u64, y ^ S2)
 }
 
 /// Hash of a name's suffix given the hash of the shorter suffix to its right.
@@ -186,53 +216,73 @@ impl<'a> TableView<'a> {
     }
 }
 
-/// A blocked Bloom filter over the hashes of every domain trail and every parent of one
-/// (`x.evil.example` puts in `x.evil.example`, `evil.example` and `example`): three bits
-/// in one 64-bit word per key, 8 to 16 bits per key (4 MiB for the full Maltrail set).
-/// A suffix the filter rejects is neither a trail nor the parent of one, which ends a
-/// domain lookup's walk from the right. A false positive (a few %) only costs a table
-/// probe that gives the exact answer.
+/// A blocked Bloom filter in front of the domain table, answering two questions about a
+/// suffix from one 64-bit word: "is it a trail or the parent of one?" (three bits) and
+/// "is it a trail?" (two more bits). `x.evil.example` as a trail puts in `x.evil.example`
+/// (both answers) and `evil.example`, `example` (parent only).
+///
+/// A suffix that is neither a trail nor a parent ends a domain lookup's walk from the
+/// right: no longer suffix can be a trail. Only suffixes that may be trails are probed in
+/// the table, which gives the exact answer; false positives (a few %) cost one probe.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DomainFilter<'a> {
     pub(crate) words: &'a [u64],
 }
 
-/// Filter bits per key before rounding the size up to a power of two (8 to 16).
+/// Filter bits per key (trails and parents together): 8 keeps the filter near 2 MiB for
+/// the full Maltrail set, about a core's L2 cache.
 const FILTER_BITS_PER_KEY: usize = 8;
 
+/// `(word, parent-or-trail mask, trail mask)` of a hash.
 #[inline(always)]
-fn filter_probe(hash: u64, words: usize) -> (usize, u64) {
+fn filter_probe(hash: u64, words: usize) -> (usize, u64, u64) {
     let g = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let word = (g >> 40) as usize & (words - 1);
-    let mask = (1u64 << (g & 63)) | (1u64 << ((g >> 6) & 63)) | (1u64 << ((g >> 12) & 63));
-    (word, mask)
+    let word = ((u128::from(g) * words as u128) >> 64) as usize;
+    let bit = |shift: u32| 1u64 << ((g >> shift) & 63);
+    (word, bit(0) | bit(6) | bit(12), bit(18) | bit(24))
 }
 
-pub(crate) fn build_filter(hashes: &[u64]) -> Vec<u64> {
-    if hashes.is_empty() {
+/// Build the filter from `(hash, is a trail)` for every trail and every parent of one.
+pub(crate) fn build_filter(keys: &[(u64, bool)]) -> Vec<u64> {
+    if keys.is_empty() {
         return Vec::new();
     }
-    let words = (hashes.len() * FILTER_BITS_PER_KEY)
-        .div_ceil(64)
-        .next_power_of_two();
+    let words = (keys.len() * FILTER_BITS_PER_KEY).div_ceil(64);
     let mut bits = vec![0u64; words];
-    for &h in hashes {
-        let (w, m) = filter_probe(h, words);
-        bits[w] |= m;
+    for &(h, is_trail) in keys {
+        let (w, walk, trail) = filter_probe(h, words);
+        bits[w] |= walk;
+        if is_trail {
+            bits[w] |= trail;
+        }
     }
     bits
 }
 
+/// What the filter says about one suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FilterAnswer {
+    /// May be a trail or a parent of one (false: certainly neither).
+    pub(crate) walk_on: bool,
+    /// May be a trail (false: certainly not).
+    pub(crate) maybe_trail: bool,
+}
+
 impl DomainFilter<'_> {
-    /// `false`: certainly not in the table. `true`: maybe (or no filter).
     #[inline(always)]
-    pub(crate) fn may_contain(&self, hash: u64) -> bool {
+    pub(crate) fn check(&self, hash: u64) -> FilterAnswer {
         if self.words.is_empty() {
-            return true;
+            return FilterAnswer {
+                walk_on: true,
+                maybe_trail: true,
+            };
         }
-        let (w, m) = filter_probe(hash, self.words.len());
-        // The length is a power of two and `w` is masked by it.
-        self.words.get(w).is_none_or(|bits| bits & m == m)
+        let (w, walk, trail) = filter_probe(hash, self.words.len());
+        let bits = self.words.get(w).copied().unwrap_or(u64::MAX);
+        FilterAnswer {
+            walk_on: bits & walk == walk,
+            maybe_trail: bits & (walk | trail) == walk | trail,
+        }
     }
 }
 

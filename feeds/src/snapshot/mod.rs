@@ -38,6 +38,7 @@ pub enum Section {
     V4Starts = 11,
     V4Values = 12,
     V4Entries = 13,
+    V4Sub = 17,
     V6Starts = 14,
     V6Values = 15,
     V6Entries = 16,

@@ -129,32 +129,90 @@ pub(crate) fn flatten<A: Addr>(prefixes: &[(A, u8)]) -> Flattened<A> {
     out
 }
 
-/// `index[b]` = the range containing address `b << 16`, for b in 0..=65536 (the last entry
-/// is the range count, closing the final bucket).
-pub(crate) fn v4_index(starts: &[u32]) -> Vec<u32> {
-    let mut index = Vec::with_capacity(65_537);
-    let mut r = 0usize;
-    for b in 0u64..65_536 {
-        let addr = (b << 16) as u32;
-        while r + 1 < starts.len() && starts[r + 1] <= addr {
-            r += 1;
-        }
-        index.push(r as u32);
-    }
-    index.push(starts.len() as u32);
-    index
+/// A /16 bucket with more ranges than this gets a /24 sub-index, so that no lookup
+/// binary-searches more than a handful of ranges.
+pub(crate) const DENSE_BUCKET: usize = 16;
+/// Marks an index entry that points into the sub-index instead of at a range.
+const DENSE_FLAG: u32 = 1 << 31;
+/// Entries per sub-index block: one per /24 of the /16, plus the next /16's start.
+const SUB_BLOCK: usize = 257;
+
+/// The IPv4 range index: for each /16 bucket `b` (and one past the last), the range that
+/// contains address `b << 16`; for dense buckets instead `DENSE_FLAG | offset` of a block
+/// in `sub` holding the same for each /24 of the bucket and the next bucket's start.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct V4Index {
+    pub(crate) index: Vec<u32>,
+    pub(crate) sub: Vec<u32>,
 }
 
-/// The range containing `ip`, using the /16 index.
+pub(crate) fn v4_index(starts: &[u32]) -> V4Index {
+    // The range containing `addr`, for addresses visited in increasing order.
+    let mut r = 0usize;
+    let mut range_at = |addr: u64| -> u32 {
+        while r + 1 < starts.len() && u64::from(starts[r + 1]) <= addr {
+            r += 1;
+        }
+        r as u32
+    };
+    let mut plain = Vec::with_capacity(65_537);
+    for b in 0u64..65_536 {
+        plain.push(range_at(b << 16));
+    }
+    plain.push(starts.len() as u32);
+    let mut out = V4Index {
+        index: plain.clone(),
+        sub: Vec::new(),
+    };
+    let mut r = 0usize;
+    for b in 0..65_536usize {
+        let (lo, hi) = (plain[b] as usize, plain[b + 1] as usize);
+        if hi.saturating_sub(lo) <= DENSE_BUCKET {
+            continue;
+        }
+        out.index[b] = DENSE_FLAG | out.sub.len() as u32;
+        r = r.max(lo);
+        for c in 0u64..256 {
+            let addr = ((b as u64) << 16) | (c << 8);
+            while r + 1 < starts.len() && u64::from(starts[r + 1]) <= addr {
+                r += 1;
+            }
+            out.sub.push(r as u32);
+        }
+        out.sub.push(plain[b + 1]);
+    }
+    out
+}
+
+/// The range containing `ip`, using the /16 index and, in dense buckets, the /24 one.
 #[inline]
-pub(crate) fn find_v4(index: &[u32], starts: &[u32], ip: u32) -> Option<usize> {
+pub(crate) fn find_v4(index: &[u32], sub: &[u32], starts: &[u32], ip: u32) -> Option<usize> {
     let b = (ip >> 16) as usize;
-    let lo = *index.get(b)? as usize;
-    // The range containing the next bucket's first address may start inside this bucket.
-    let hi = (*index.get(b + 1)? as usize + 1).min(starts.len());
+    let entry = *index.get(b)?;
+    let (lo, next) = if entry & DENSE_FLAG == 0 {
+        (entry as usize, *index.get(b + 1)? as usize)
+    } else {
+        let at = (entry & !DENSE_FLAG) as usize + ((ip >> 8) & 0xff) as usize;
+        (*sub.get(at)? as usize, *sub.get(at + 1)? as usize)
+    };
+    // The range containing the next block's first address may start inside this block.
+    let hi = (next + 1).min(starts.len());
     let window = starts.get(lo..hi)?;
     let n = window.partition_point(|&s| s <= ip);
     n.checked_sub(1).map(|k| lo + k)
+}
+
+/// Check a loaded index: sizes, and every pointer inside its table.
+pub(crate) fn v4_index_is_sound(index: &[u32], sub: &[u32], ranges: usize) -> bool {
+    index.len() == 65_537
+        && index.iter().all(|&e| {
+            if e & DENSE_FLAG == 0 {
+                e as usize <= ranges
+            } else {
+                (e & !DENSE_FLAG) as usize + SUB_BLOCK <= sub.len()
+            }
+        })
+        && sub.iter().all(|&r| r as usize <= ranges)
 }
 
 /// The range containing `ip` by plain binary search (IPv6, whitelist).
@@ -194,7 +252,7 @@ mod tests {
         ];
         p.sort();
         let f = flatten(&p);
-        let index = v4_index(&f.starts);
+        let V4Index { index, sub } = v4_index(&f.starts);
         for ip in [
             "10.1.2.3",
             "10.1.2.4",
@@ -209,7 +267,7 @@ mod tests {
             "0.0.0.1",
         ] {
             let ip = v4(ip);
-            let got = find_v4(&index, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+            let got = find_v4(&index, &sub, &f.starts, ip).map_or(NONE, |r| f.values[r]);
             assert_eq!(got, naive(&p, ip), "{ip:#x}");
         }
         // 10.1.2.3/32 → parent 10.1/16 → parent 10/8
@@ -243,21 +301,35 @@ mod tests {
                 (net, len)
             })
             .collect();
+        // A dense /16 (10.11.0.0/16) with hosts and nested networks.
+        for i in 0..200u32 {
+            p.push((0x0a0b_0000 | (i * 331 % 65_536), 32));
+        }
+        p.push((0x0a0b_4000, 18));
+        p.push((0x0a0b_4400, 24));
         p.sort();
         p.dedup();
         let f = flatten(&p);
-        let index = v4_index(&f.starts);
+        let V4Index { index, sub } = v4_index(&f.starts);
+        assert!(!sub.is_empty(), "the dense /16 must get a sub-index");
+        assert!(v4_index_is_sound(&index, &sub, f.starts.len()));
         for _ in 0..20_000 {
             let ip = next() as u32;
-            let got = find_v4(&index, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+            let got = find_v4(&index, &sub, &f.starts, ip).map_or(NONE, |r| f.values[r]);
             assert_eq!(got, naive(&p, ip));
         }
         // and every prefix's own first and last address
         for &(net, len) in &p {
             for ip in [net, u32::last_of(net, len)] {
-                let got = find_v4(&index, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+                let got = find_v4(&index, &sub, &f.starts, ip).map_or(NONE, |r| f.values[r]);
                 assert_eq!(got, naive(&p, ip));
             }
+        }
+        // and every address of the dense /16
+        for low in 0..65_536u32 {
+            let ip = 0x0a0b_0000 | low;
+            let got = find_v4(&index, &sub, &f.starts, ip).map_or(NONE, |r| f.values[r]);
+            assert_eq!(got, naive(&p, ip));
         }
     }
 }

@@ -160,10 +160,12 @@ pub(crate) fn encode(set: &TrailSet, created: u64) -> Vec<u8> {
             _pad: [0; 3],
         })
         .collect();
+    let index4 = v4_index(&flat4.starts);
     sections.push((
         Section::V4Index,
-        bytemuck::cast_slice(&v4_index(&flat4.starts)).to_vec(),
+        bytemuck::cast_slice(&index4.index).to_vec(),
     ));
+    sections.push((Section::V4Sub, bytemuck::cast_slice(&index4.sub).to_vec()));
     sections.push((
         Section::V4Starts,
         bytemuck::cast_slice(&flat4.starts).to_vec(),
@@ -236,18 +238,19 @@ pub(crate) fn encode(set: &TrailSet, created: u64) -> Vec<u8> {
         sections.push((section, table_bytes(&mut pool, &mut sets, &list)));
         if kind == TrailKind::Domain {
             // Every trail and every parent of a trail (see `TrailStore::lookup_domain`).
-            let mut hashes: Vec<u64> = Vec::with_capacity(list.len() * 2);
+            let mut keys: Vec<(u64, bool)> = Vec::with_capacity(list.len() * 2);
             for (k, _) in &list {
-                for_each_suffix(k.as_bytes(), |_, h| {
-                    hashes.push(h);
+                for_each_suffix(k.as_bytes(), |start, h| {
+                    keys.push((h, start == 0));
                     true
                 });
             }
-            hashes.sort_unstable();
-            hashes.dedup();
+            // A key that is a trail somewhere wins over the same key seen as a parent.
+            keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            keys.dedup_by_key(|k| k.0);
             sections.push((
                 Section::DomainFilter,
-                bytemuck::cast_slice(&build_filter(&hashes)).to_vec(),
+                bytemuck::cast_slice(&build_filter(&keys)).to_vec(),
             ));
         }
     }
