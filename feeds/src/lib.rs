@@ -11,10 +11,12 @@ pub mod compile;
 pub mod config;
 pub mod fetch;
 pub mod format;
+pub mod reload;
 pub mod snapshot;
 pub mod source;
 pub mod store;
 
 pub use compile::{CompileReport, CompileSource, build_image, compile};
+pub use reload::{Reload, TrailHandle, Watcher};
 pub use snapshot::SnapshotError;
 pub use store::{Matched, OriginView, TrailHit, TrailStore};
