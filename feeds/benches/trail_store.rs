@@ -220,8 +220,9 @@ fn measure(snapshot: &Path) {
 
     let (ns, n) = ns_per_op(&hits_v4, 5, |ip| store.lookup_ip(*ip).is_some());
     println!(
-        "ipv4 hit: {ns:.1} ns/lookup ({n} hits of {})",
-        hits_v4.len()
+        "ipv4 hit: {ns:.1} ns/lookup ({n} hits of {}, cycling over {} listed addresses)",
+        hits_v4.len(),
+        listed.len()
     );
     println!("rss after ipv4 hits: {}", rss_parts());
     let (ns, n) = ns_per_op(&random_v4, 5, |ip| store.lookup_ip(*ip).is_some());

@@ -19,7 +19,10 @@ use spoor_core::{Indicator, Severity, TrailKind};
 use crate::snapshot::hash::{
     DomainFilter, TableEntry, TableHeader, TableView, for_each_suffix, key_hash,
 };
-use crate::snapshot::ranges::{Entry4, Entry6, NONE, find, find_v4, v4_index_is_sound};
+use crate::snapshot::ranges::{
+    EXACT_BITMAP_WORDS, Entry4, Entry6, ExactSlot, NONE, find, find_exact_v4, find_v4,
+    v4_index_is_sound,
+};
 use crate::snapshot::writer::{IpPort4Rec, IpPort6Rec, OriginRec, SnapshotMeta};
 use crate::snapshot::{
     FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, Section, SnapshotError, checksum,
@@ -51,6 +54,8 @@ struct Views<'a> {
     sets: &'a [u32],
     v4_index: &'a [u32],
     v4_sub: &'a [u32],
+    v4_exact_bitmap: &'a [u64],
+    v4_exact: &'a [ExactSlot],
     v4_starts: &'a [u32],
     v4_values: &'a [u32],
     v4_entries: &'a [Entry4],
@@ -335,6 +340,8 @@ impl TrailStore {
             sets: cast(p, "origin sets", get(Section::OriginSets))?,
             v4_index: cast(p, "v4 index", get(Section::V4Index))?,
             v4_sub: cast(p, "v4 sub-index", get(Section::V4Sub))?,
+            v4_exact_bitmap: cast(p, "v4 exact bitmap", get(Section::V4ExactBitmap))?,
+            v4_exact: cast(p, "v4 exact", get(Section::V4Exact))?,
             v4_starts: cast(p, "v4 starts", get(Section::V4Starts))?,
             v4_values: cast(p, "v4 values", get(Section::V4Values))?,
             v4_entries: cast(p, "v4 entries", get(Section::V4Entries))?,
@@ -358,6 +365,9 @@ impl TrailStore {
             wl_v6: cast(p, "whitelist v6", get(Section::WhitelistV6))?,
         };
         if !v4_index_is_sound(views.v4_index, views.v4_sub, views.v4_starts.len())
+            || views.v4_exact_bitmap.len() != EXACT_BITMAP_WORDS
+            || !views.v4_exact.len().is_power_of_two()
+            || views.v4_exact.iter().all(|s| s.set != NONE)
             || views.v4_starts.len() != views.v4_values.len()
             || views.v6_starts.len() != views.v6_values.len()
         {
@@ -486,6 +496,10 @@ impl TrailStore {
     #[inline]
     pub fn lookup_v4(&self, ip: Ipv4Addr) -> Option<TrailHit<'_>> {
         let v = &self.views;
+        // An exact trail is the most specific match there is.
+        if let Some(set) = find_exact_v4(v.v4_exact_bitmap, v.v4_exact, u32::from(ip)) {
+            return Some(self.hit(TrailKind::Ip, Matched::Ip(IpAddr::V4(ip)), set));
+        }
         let r = find_v4(v.v4_index, v.v4_sub, v.v4_starts, u32::from(ip))?;
         let entry = *v.v4_values.get(r)?;
         (entry != NONE).then(|| self.v4_hit(entry)).flatten()
@@ -912,7 +926,12 @@ impl TrailStore {
                 }
             }
             Ok(Indicator::Path(path)) => hits.extend(self.lookup_path(&path)),
-            _ => hits.extend(self.match_user_agent(q)),
+            _ => {}
+        }
+        // Anything that matched nothing else may be a User-Agent value
+        // (`Mozilla/5.0 ...` classifies as a URL).
+        if hits.is_empty() {
+            hits.extend(self.match_user_agent(q));
         }
         hits
     }
@@ -1052,6 +1071,105 @@ mod tests {
         let w = s.match_wildcard("dga123.wildcard-test.com").unwrap();
         assert_eq!(w.kind, TrailKind::Wildcard);
         assert!(s.match_wildcard("dga.wildcard-test.com").is_none());
+    }
+
+    #[test]
+    fn fingerprints_and_user_agents() {
+        let mut b = TrailSetBuilder::default();
+        let src = b
+            .add_source("fp", "ja4", "mem", &OriginDefaults::default(), false)
+            .unwrap();
+        let ja4 = "t13d1516h2_8daaf6152771_02713d6af862";
+        let sha = "a1b2c3d4e5f60718293a4b5c6d7e8f9001122334";
+        for (kind, value) in [
+            (TrailKind::Ja4, ja4),
+            (TrailKind::CertSha1, sha),
+            (TrailKind::UserAgent, r"\Amasscan"),
+            (TrailKind::UserAgent, r"look(?=ahead)"),
+        ] {
+            b.add(
+                src,
+                Record::new(Indicator::parse_as(kind, value).unwrap()).with_info("x (malware)"),
+            );
+        }
+        let s = TrailStore::from_image(&encode(&b.finish(), 0), Path::new("t")).unwrap();
+        assert_eq!(s.lookup_ja4(ja4).unwrap().kind, TrailKind::Ja4);
+        assert!(
+            s.lookup_ja4("t13d1516h2_8daaf6152771_000000000000")
+                .is_none()
+        );
+        let Indicator::CertSha1(bytes) = Indicator::parse_as(TrailKind::CertSha1, sha).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(s.lookup_cert(&bytes).unwrap().trail, Matched::Text(sha));
+        assert!(s.lookup_cert(&[0; 20]).is_none());
+        assert!(
+            s.match_user_agent("MASSCAN/1.3").is_some(),
+            "case-insensitive"
+        );
+        assert!(
+            s.match_user_agent("curl/8.0 masscan").is_none(),
+            "anchored at the start"
+        );
+        // The look-ahead pattern cannot compile here; it is skipped and reported.
+        assert_eq!(s.pattern_errors().len(), 1);
+        // The generic lookup finds each kind from its text form.
+        assert_eq!(s.lookup(ja4).len(), 1);
+        assert_eq!(s.lookup(&sha.to_uppercase()).len(), 1);
+        assert_eq!(s.lookup("masscan/1.0").len(), 1);
+    }
+
+    /// Deterministic fuzz: a damaged snapshot whose checksum was recomputed (a crafted
+    /// file) must be refused or answer lookups without panicking.
+    #[test]
+    fn crafted_snapshots_never_panic() {
+        let s = store(
+            &[
+                ("evil.example", "a (malware)"),
+                ("1.2.3.4", "b (malware)"),
+                ("10.0.0.0/8", "c (malware)"),
+                ("6.6.6.6:80", "d (malware)"),
+                ("evil.example/x", "e (malware)"),
+                ("dead::beef", "f (malware)"),
+            ],
+            &["good.example", "192.168.0.0/16"],
+        );
+        let image = s.backing.bytes()[..s.image_len()].to_vec();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let queries = [
+            "evil.example",
+            "a.b.evil.example",
+            "1.2.3.4",
+            "10.9.8.7",
+            "6.6.6.6:80",
+            "evil.example/x?y",
+            "dead::beef",
+            "/x",
+            "Mozilla/5.0",
+        ];
+        for round in 0..1000 {
+            let mut bad = image.clone();
+            for _ in 0..1 + round % 8 {
+                let at = crate::snapshot::HEADER_LEN + (next() as usize) % (bad.len() - 32);
+                bad[at] = next() as u8;
+            }
+            let sum = crate::snapshot::checksum(&bad);
+            bad[16..24].copy_from_slice(&sum.to_le_bytes());
+            if let Ok(store) = TrailStore::from_image(&bad, Path::new("crafted")) {
+                for q in queries {
+                    let _ = store.lookup(q);
+                }
+                let _ = store.is_whitelisted_domain("www.good.example");
+                let _ = store.is_whitelisted_ip("192.168.1.1".parse().unwrap());
+            }
+        }
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum Section {
     V4Values = 12,
     V4Entries = 13,
     V4Sub = 17,
+    V4ExactBitmap = 18,
+    V4Exact = 19,
     V6Starts = 14,
     V6Values = 15,
     V6Entries = 16,

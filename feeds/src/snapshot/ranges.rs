@@ -215,6 +215,66 @@ pub(crate) fn v4_index_is_sound(index: &[u32], sub: &[u32], ranges: usize) -> bo
         && sub.iter().all(|&r| r as usize <= ranges)
 }
 
+/// Exact IPv4 trails also sit in a small open-addressing table, so that a hit costs one
+/// probe instead of the range search (whose branches a hit cannot predict). A bitmap of
+/// the /16s that hold any exact trail (8 KiB) keeps the probe off the miss path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub(crate) struct ExactSlot {
+    pub(crate) ip: u32,
+    /// Origin set, or [`NONE`] for an empty slot.
+    pub(crate) set: u32,
+}
+
+/// Words of the /16 bitmap.
+pub(crate) const EXACT_BITMAP_WORDS: usize = 65_536 / 64;
+
+#[inline(always)]
+fn exact_slot(ip: u32, bits: u32) -> usize {
+    (ip.wrapping_mul(0x9e37_79b1) >> (32 - bits)) as usize
+}
+
+/// `(bitmap, slots)` for `(ip, set)` pairs with distinct IPs.
+pub(crate) fn build_exact_v4(ips: &[(u32, u32)]) -> (Vec<u64>, Vec<ExactSlot>) {
+    let mut bitmap = vec![0u64; EXACT_BITMAP_WORDS];
+    let capacity = (ips.len() * 2).next_power_of_two().max(16);
+    let bits = capacity.trailing_zeros();
+    let mut slots = vec![ExactSlot { ip: 0, set: NONE }; capacity];
+    for &(ip, set) in ips {
+        let b = (ip >> 16) as usize;
+        bitmap[b / 64] |= 1 << (b % 64);
+        let mut i = exact_slot(ip, bits);
+        while slots[i].set != NONE {
+            i = (i + 1) & (capacity - 1);
+        }
+        slots[i] = ExactSlot { ip, set };
+    }
+    (bitmap, slots)
+}
+
+/// The origin set of an exact IPv4 trail.
+#[inline(always)]
+pub(crate) fn find_exact_v4(bitmap: &[u64], slots: &[ExactSlot], ip: u32) -> Option<u32> {
+    let b = (ip >> 16) as usize;
+    if bitmap.get(b / 64)? & (1 << (b % 64)) == 0 {
+        return None;
+    }
+    // Sound tables are a power of two long with at least one empty slot.
+    let mask = slots.len().checked_sub(1)?;
+    let mut i = exact_slot(ip, slots.len().trailing_zeros());
+    for _ in 0..slots.len() {
+        let slot = slots.get(i)?;
+        if slot.set == NONE {
+            return None;
+        }
+        if slot.ip == ip {
+            return Some(slot.set);
+        }
+        i = (i + 1) & mask;
+    }
+    None
+}
+
 /// The range containing `ip` by plain binary search (IPv6, whitelist).
 #[inline]
 pub(crate) fn find<A: Addr>(starts: &[A], ip: A) -> Option<usize> {
@@ -224,6 +284,23 @@ pub(crate) fn find<A: Addr>(starts: &[A], ip: A) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exact_table_finds_its_ips_only() {
+        let ips: Vec<(u32, u32)> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761), i))
+            .collect();
+        let (bitmap, slots) = build_exact_v4(&ips);
+        assert!(slots.len().is_power_of_two());
+        for &(ip, set) in &ips {
+            assert_eq!(find_exact_v4(&bitmap, &slots, ip), Some(set));
+        }
+        for &(ip, _) in &ips {
+            assert_eq!(find_exact_v4(&bitmap, &slots, ip ^ 1), None);
+        }
+        let (bitmap, slots) = build_exact_v4(&[]);
+        assert_eq!(find_exact_v4(&bitmap, &slots, 0), None);
+    }
 
     fn v4(s: &str) -> u32 {
         u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use spoor_core::TrailKind;
 
 use super::hash::{TableEntry, build_filter, build_slots, for_each_suffix, key_hash};
-use super::ranges::{Entry4, Entry6, flatten, v4_index};
+use super::ranges::{Entry4, Entry6, build_exact_v4, flatten, v4_index};
 use super::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, Section, checksum};
 use crate::compile::builder::{Origins, SourceSummary, TrailSet};
 
@@ -166,6 +166,17 @@ pub(crate) fn encode(set: &TrailSet, created: u64) -> Vec<u8> {
         bytemuck::cast_slice(&index4.index).to_vec(),
     ));
     sections.push((Section::V4Sub, bytemuck::cast_slice(&index4.sub).to_vec()));
+    let exact: Vec<(u32, u32)> = entries4
+        .iter()
+        .filter(|e| e.len == 32)
+        .map(|e| (e.net, e.set))
+        .collect();
+    let (bitmap, slots) = build_exact_v4(&exact);
+    sections.push((
+        Section::V4ExactBitmap,
+        bytemuck::cast_slice(&bitmap).to_vec(),
+    ));
+    sections.push((Section::V4Exact, bytemuck::cast_slice(&slots).to_vec()));
     sections.push((
         Section::V4Starts,
         bytemuck::cast_slice(&flat4.starts).to_vec(),
