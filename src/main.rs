@@ -45,7 +45,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("spoor: {err:#}");
+            eprintln!("spoor: {}", cmd::error_message(&err));
             cmd::exit_code(&err)
         }
     }

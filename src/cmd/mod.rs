@@ -80,3 +80,51 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> ExitCode {
         ExitCode::from(EXIT_RUNTIME)
     }
 }
+
+/// The message for an error that ended a subcommand: the error and its causes joined with
+/// ": " (like anyhow's `{:#}`), leaving out a cause whose text is already in the message.
+/// Several library errors put their cause in their own message as well as in `source()`,
+/// which would otherwise print "Is a directory (os error 21)" twice.
+pub(crate) fn error_message(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot read x: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_message_names_each_cause_once() {
+        let io = || std::io::Error::other("disk on fire");
+        let err = anyhow::Error::new(Repeats(io()));
+        assert_eq!(error_message(&err), "cannot read x: disk on fire");
+        let err = anyhow::Error::new(io()).context("compiling");
+        assert_eq!(error_message(&err), "compiling: disk on fire");
+    }
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
-use spoor_feeds::compile::{CompileReport, compile, sources_from_config};
+use spoor_feeds::compile::{CompileReport, CompileSource, compile, sources_from_config};
 use spoor_feeds::{TrailHit, TrailStore};
 
 use super::Context;
@@ -58,8 +58,10 @@ pub(crate) fn run(ctx: &Context, command: TrailsCommand) -> anyhow::Result<ExitC
         TrailsCommand::Compile { output } => {
             let path = snapshot_of(output);
             let sources = sources_from_config(&config.trails, &config.feeds);
+            // Written atomically (temporary file, then rename): a failing required source
+            // or a failed write leaves any existing snapshot as it was.
             let report = compile(&sources, &path)?;
-            print!("{}", compile_summary(&report, &path));
+            print!("{}", compile_summary(&report, &sources, &path));
             Ok(ExitCode::SUCCESS)
         }
         TrailsCommand::Lookup {
@@ -92,18 +94,29 @@ fn open(path: &std::path::Path) -> anyhow::Result<TrailStore> {
     Ok(TrailStore::open(path)?)
 }
 
-fn compile_summary(report: &CompileReport, path: &std::path::Path) -> String {
+fn compile_summary(
+    report: &CompileReport,
+    sources: &[CompileSource],
+    path: &std::path::Path,
+) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
     };
+    // Optional sources are feeds; one with no copy on disk was simply never downloaded,
+    // which is normal on a fresh install with many feeds on: one line names them all.
+    let never_downloaded = |name: &str| {
+        sources
+            .iter()
+            .find(|src| src.name == name)
+            .is_some_and(|src| !src.required && !src.path.exists())
+    };
+    let mut not_downloaded: Vec<&str> = Vec::new();
     for s in &report.sources {
         match &s.error {
-            Some(err) if !s.required => line(format!(
-                "{}: skipped: {err} (run `spoor feeds update` to download it)",
-                s.name
-            )),
+            Some(_) if never_downloaded(&s.name) => not_downloaded.push(&s.name),
+            Some(err) if !s.required => line(format!("{}: skipped: {err}", s.name)),
             Some(err) => line(format!("{}: error: {err}", s.name)),
             None => line(format!(
                 "{}: {} records, {} malformed",
@@ -117,6 +130,14 @@ fn compile_summary(report: &CompileReport, path: &std::path::Path) -> String {
         if more > 0 {
             line(format!("  ... and {more} more malformed lines"));
         }
+    }
+    if !not_downloaded.is_empty() {
+        let n = not_downloaded.len();
+        let feeds = if n == 1 { "feed" } else { "feeds" };
+        line(format!(
+            "{n} enabled {feeds} not downloaded yet: {} (run `spoor feeds update`)",
+            not_downloaded.join(", ")
+        ));
     }
     let meta = &report.meta;
     let total: u64 = meta.counts.values().sum();
@@ -266,6 +287,9 @@ fn stats_text(store: &TrailStore) -> String {
         let kinds: Vec<String> = s.trails.iter().map(|(k, n)| format!("{k} {n}")).collect();
         let what = if s.whitelist {
             format!("whitelist, {} entries", s.records)
+        } else if kinds.is_empty() {
+            // A feed not downloaded when the snapshot was compiled, or an empty list.
+            format!("{} records, no trails", s.records)
         } else {
             format!("{} records → {}", s.records, kinds.join(", "))
         };
