@@ -894,6 +894,17 @@ impl TrailStore {
                 return hits;
             }
         }
+        // `host:port` as pasted from a log: the host's trails.
+        if let Some((host, port)) = q.rsplit_once(':')
+            && port.parse::<u16>().is_ok()
+            && !host.contains(':')
+            && host.parse::<IpAddr>().is_err()
+            && let Some(name) = spoor_core::normalize_domain(host)
+        {
+            hits.extend(self.lookup_domain(&name));
+            hits.extend(self.match_wildcard(&name));
+            return hits;
+        }
         match Indicator::parse(q) {
             Ok(Indicator::Ip(ip)) => hits.extend(self.lookup_ip_all(ip)),
             Ok(Indicator::IpPort(ip, port)) => {
@@ -979,6 +990,8 @@ mod tests {
         assert!(s.lookup_domain("notevil.example").is_none());
         assert!(s.lookup_domain("example").is_none());
         assert!(s.lookup_domain("evil.example.com").is_none());
+        // A host:port pasted from a log finds the host's trail.
+        assert_eq!(s.lookup("www.evil.example:443").len(), 1);
     }
 
     #[test]

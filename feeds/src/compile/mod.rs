@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::{FeedSpec, FeedsConfig, OriginDefaults, SourceSpec, TrailsConfig};
 use crate::format::{FormatSpec, Malformed, ParseReport, Sink};
-use crate::snapshot::writer::{SnapshotMeta, encode, write_atomic};
+use crate::snapshot::writer::{SnapshotMeta, encode_with_meta, write_atomic};
 use builder::TrailSetBuilder;
 
 pub use builder::SourceSummary;
@@ -102,7 +102,7 @@ impl CompileReport {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CompileError {
-    #[error("required trail source {name} ({path}) cannot be read: {reason}")]
+    #[error("required trail source {name} cannot be read: {reason}")]
     SourceUnreadable {
         name: String,
         path: PathBuf,
@@ -170,10 +170,7 @@ pub fn build_image(sources: &[CompileSource]) -> Result<(Vec<u8>, CompileReport)
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let image = encode(&set, created);
-    let meta = crate::store::TrailStore::from_image(&image, Path::new("<compiled>"))
-        .map(|s| s.meta().clone())
-        .unwrap_or_default();
+    let (image, meta) = encode_with_meta(&set, created);
     let report = CompileReport {
         sources: reports,
         meta,
@@ -185,11 +182,10 @@ pub fn build_image(sources: &[CompileSource]) -> Result<(Vec<u8>, CompileReport)
 
 /// Compile `sources` and write the snapshot to `path` atomically.
 pub fn compile(sources: &[CompileSource], path: &Path) -> Result<CompileReport, CompileError> {
-    let (image, mut report) = build_image(sources)?;
+    let (image, report) = build_image(sources)?;
     write_atomic(path, &image).map_err(|source| CompileError::Write {
         path: path.to_path_buf(),
         source,
     })?;
-    report.elapsed = report.elapsed.max(Duration::ZERO);
     Ok(report)
 }

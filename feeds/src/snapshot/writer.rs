@@ -127,7 +127,13 @@ fn table_bytes(
 }
 
 /// Serialise the trail set into a complete snapshot image.
+#[cfg(test)]
 pub(crate) fn encode(set: &TrailSet, created: u64) -> Vec<u8> {
+    encode_with_meta(set, created).0
+}
+
+/// Serialise the trail set, and return the metadata stored in it.
+pub(crate) fn encode_with_meta(set: &TrailSet, created: u64) -> (Vec<u8>, SnapshotMeta) {
     let mut pool = StringPool::default();
     let mut sets = SetPool::default();
     let mut sections: Vec<(Section, Vec<u8>)> = Vec::new();
@@ -333,7 +339,7 @@ pub(crate) fn encode(set: &TrailSet, created: u64) -> Vec<u8> {
     ));
     sections.push((Section::Strings, pool.bytes));
 
-    assemble(&sections, created)
+    (assemble(&sections, created), meta)
 }
 
 fn align16(n: usize) -> usize {
