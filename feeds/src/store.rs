@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use regex::{Regex, RegexSet};
+use regex::bytes::{RegexSet, RegexSetBuilder};
 use spoor_core::indicator::canonical_ip;
 use spoor_core::{Indicator, Severity, TrailKind};
 
@@ -84,6 +84,20 @@ struct Patterns {
     /// Index in the set → entry in the section.
     entries: Vec<usize>,
 }
+
+/// Pattern trails run over bytes with ASCII classes (`\w`, `\b`, case folding): names
+/// and user agents are ASCII in practice, and ASCII-only classes let the fast DFA engines
+/// run where Unicode word boundaries would force the slow ones.
+fn pattern_builder<S: AsRef<str>>(patterns: &[S]) -> RegexSetBuilder {
+    let mut b = RegexSetBuilder::new(patterns);
+    b.unicode(false)
+        .size_limit(PATTERN_SIZE_LIMIT)
+        .dfa_size_limit(PATTERN_SIZE_LIMIT);
+    b
+}
+
+/// Memory a compiled pattern set (and its lazy DFA cache) may use.
+const PATTERN_SIZE_LIMIT: usize = 32 << 20;
 
 /// A loaded, immutable trail snapshot.
 pub struct TrailStore {
@@ -802,7 +816,7 @@ impl TrailStore {
             } else {
                 pattern
             };
-            match Regex::new(&pattern) {
+            match pattern_builder(std::slice::from_ref(&pattern)).build() {
                 Ok(_) => {
                     sources.push(pattern);
                     index.push(i);
@@ -813,7 +827,9 @@ impl TrailStore {
         if !errors.is_empty() {
             let _ = self.pattern_errors.set(errors);
         }
-        let set = RegexSet::new(&sources).unwrap_or_else(|_| RegexSet::empty());
+        let set = pattern_builder(&sources)
+            .build()
+            .unwrap_or_else(|_| RegexSet::empty());
         Patterns {
             set,
             entries: index,
@@ -827,7 +843,10 @@ impl TrailStore {
             return None;
         }
         let p = self.wildcards.get_or_init(|| self.patterns(entries, false));
-        let first = p.set.matches(name).into_iter().next()?;
+        if !p.set.is_match(name.as_bytes()) {
+            return None;
+        }
+        let first = p.set.matches(name.as_bytes()).into_iter().next()?;
         let e = entries.get(*p.entries.get(first)?)?;
         Some(self.hit(
             TrailKind::Wildcard,
@@ -845,7 +864,10 @@ impl TrailStore {
         let p = self
             .user_agents
             .get_or_init(|| self.patterns(entries, true));
-        let first = p.set.matches(ua).into_iter().next()?;
+        if !p.set.is_match(ua.as_bytes()) {
+            return None;
+        }
+        let first = p.set.matches(ua.as_bytes()).into_iter().next()?;
         let e = entries.get(*p.entries.get(first)?)?;
         Some(self.hit(
             TrailKind::UserAgent,
