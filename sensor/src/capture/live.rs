@@ -1,0 +1,139 @@
+//! Live capture on one interface through libpcap.
+
+use super::{CaptureError, CaptureSource, CaptureStats, Frame, micros_of};
+
+/// How to open an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOptions {
+    pub promiscuous: bool,
+    /// Bytes kept per frame. The default keeps whole frames up to jumbo size: HTTP headers
+    /// and TLS handshakes need the payload, not just the headers.
+    pub snaplen: i32,
+    /// Kernel buffer in bytes; bigger absorbs bursts without drops.
+    pub buffer_size: i32,
+    /// Deliver frames as they arrive instead of batching (lower latency, more wakeups).
+    pub immediate: bool,
+    /// BPF filter expression (`tcp or udp`); empty for everything.
+    pub filter: String,
+    /// How long a read may wait before the loop checks for shutdown, in milliseconds.
+    pub read_timeout_ms: i32,
+}
+
+pub const DEFAULT_SNAPLEN: i32 = 65_535;
+pub const DEFAULT_BUFFER_SIZE: i32 = 32 << 20;
+pub const DEFAULT_READ_TIMEOUT_MS: i32 = 250;
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            promiscuous: true,
+            snaplen: DEFAULT_SNAPLEN,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            immediate: true,
+            filter: String::new(),
+            read_timeout_ms: DEFAULT_READ_TIMEOUT_MS,
+        }
+    }
+}
+
+/// Frames from one interface.
+pub struct LiveCapture {
+    iface: String,
+    cap: pcap::Capture<pcap::Active>,
+    linktype: i32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("iface", &self.iface)
+            .field("linktype", &self.linktype)
+            .finish()
+    }
+}
+
+impl LiveCapture {
+    /// Open `iface`; `stop` ends `next_frame` with `Ok(None)` within one read timeout.
+    pub fn open(
+        iface: &str,
+        options: &LiveOptions,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<LiveCapture, CaptureError> {
+        let open_err = |e: pcap::Error| CaptureError::OpenInterface {
+            iface: iface.to_string(),
+            reason: e.to_string(),
+        };
+        let mut cap = pcap::Capture::from_device(iface)
+            .map_err(open_err)?
+            .promisc(options.promiscuous)
+            .snaplen(options.snaplen)
+            .buffer_size(options.buffer_size)
+            .immediate_mode(options.immediate)
+            .timeout(options.read_timeout_ms)
+            .open()
+            .map_err(open_err)?;
+        if !options.filter.trim().is_empty() {
+            cap.filter(&options.filter, true)
+                .map_err(|e| CaptureError::Filter {
+                    iface: iface.to_string(),
+                    filter: options.filter.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let linktype = cap.get_datalink().0;
+        Ok(LiveCapture {
+            iface: iface.to_string(),
+            cap,
+            linktype,
+            stop,
+        })
+    }
+}
+
+impl CaptureSource for LiveCapture {
+    fn name(&self) -> &str {
+        &self.iface
+    }
+
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        loop {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Ok(None);
+            }
+            let outcome = match self.cap.next_packet() {
+                Ok(packet) => {
+                    let ts = micros_of(packet.header);
+                    let wire_len = packet.header.len;
+                    let data: *const [u8] = packet.data;
+                    // SAFETY: as in `FileCapture::next_frame`: libpcap's buffer stays
+                    // valid until the next read, and the frame borrows `self` until then.
+                    let data = unsafe { &*data };
+                    return Ok(Some(Frame {
+                        ts,
+                        linktype: self.linktype,
+                        data,
+                        wire_len,
+                    }));
+                }
+                Err(pcap::Error::TimeoutExpired) => None,
+                Err(pcap::Error::NoMorePackets) => return Ok(None),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = outcome {
+                return Err(CaptureError::Read {
+                    iface: self.iface.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    fn stats(&mut self) -> Option<CaptureStats> {
+        self.cap.stats().ok().map(|s| CaptureStats {
+            received: u64::from(s.received),
+            dropped: u64::from(s.dropped),
+            if_dropped: u64::from(s.if_dropped),
+        })
+    }
+}
