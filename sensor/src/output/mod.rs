@@ -28,8 +28,17 @@ use std::time::{Duration, Instant};
 
 use spoor_core::Event;
 
+pub mod cef;
+pub mod encoder;
+pub mod json;
+pub mod maltrail;
+pub mod syslog;
 pub mod time;
+#[cfg(test)]
+mod vectors;
 
+pub use encoder::{Encoder, Format};
+pub use syslog::{SyslogConfig, SyslogRfc};
 
 /// The most often one sink's failures are logged; the ones in between are counted and
 /// reported with the next log line, so a dead collector cannot flood the log.
