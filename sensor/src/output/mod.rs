@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use spoor_core::Event;
 
 pub mod cef;
+pub mod daily;
 pub mod encoder;
+pub mod file;
 pub mod json;
 pub mod maltrail;
 pub mod syslog;
@@ -37,7 +39,9 @@ pub mod time;
 #[cfg(test)]
 mod vectors;
 
+pub use daily::{DailyLogConfig, DailyLogSink};
 pub use encoder::{Encoder, Format};
+pub use file::{FileConfig, FileSink};
 pub use syslog::{SyslogConfig, SyslogRfc};
 
 /// The most often one sink's failures are logged; the ones in between are counted and
