@@ -35,7 +35,9 @@ pub mod file;
 pub mod json;
 pub mod maltrail;
 pub mod syslog;
+pub mod tcp;
 pub mod time;
+pub mod udp;
 #[cfg(test)]
 mod vectors;
 
@@ -43,6 +45,8 @@ pub use daily::{DailyLogConfig, DailyLogSink};
 pub use encoder::{Encoder, Format};
 pub use file::{FileConfig, FileSink};
 pub use syslog::{SyslogConfig, SyslogRfc};
+pub use tcp::{TcpConfig, TcpFraming, TcpSink};
+pub use udp::{UdpConfig, UdpSink};
 
 /// The most often one sink's failures are logged; the ones in between are counted and
 /// reported with the next log line, so a dead collector cannot flood the log.
