@@ -127,7 +127,8 @@ pub struct BaseDirs<'a> {
 }
 
 impl BaseDirs<'_> {
-    fn resolve(&self, p: &Path) -> PathBuf {
+    /// `p` as an absolute path: relative paths are relative to the config file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {

@@ -156,7 +156,9 @@ mod tests {
         let mut c = Condenser::new(1_000_000, 100);
         let mut out = Vec::new();
         for i in 0..8 {
-            c.push(event(i * 100_000, "10.0.0.1", "66.66.66.66"), &mut |e| out.push(e));
+            c.push(event(i * 100_000, "10.0.0.1", "66.66.66.66"), &mut |e| {
+                out.push(e)
+            });
         }
         assert!(out.is_empty(), "held during the window");
         c.advance(Micros(1_000_000), &mut |e| out.push(e));
@@ -165,7 +167,9 @@ mod tests {
         assert_eq!(out[0].first_seen, Micros(0));
         assert_eq!(out[0].last_seen, Micros(700_000));
         // A later occurrence starts a new event.
-        c.push(event(5_000_000, "10.0.0.1", "66.66.66.66"), &mut |e| out.push(e));
+        c.push(event(5_000_000, "10.0.0.1", "66.66.66.66"), &mut |e| {
+            out.push(e)
+        });
         c.flush(&mut |e| out.push(e));
         assert_eq!(out.len(), 2);
         assert_eq!(out.iter().map(|e| e.count).sum::<u64>(), 9, "nothing lost");

@@ -46,9 +46,23 @@ impl FlowKey {
         let a = (src, src_port);
         let b = (dst, dst_port);
         if a <= b {
-            (FlowKey { lo: a, hi: b, proto }, Direction::LoToHi)
+            (
+                FlowKey {
+                    lo: a,
+                    hi: b,
+                    proto,
+                },
+                Direction::LoToHi,
+            )
         } else {
-            (FlowKey { lo: b, hi: a, proto }, Direction::HiToLo)
+            (
+                FlowKey {
+                    lo: b,
+                    hi: a,
+                    proto,
+                },
+                Direction::HiToLo,
+            )
         }
     }
 }
@@ -218,7 +232,10 @@ mod tests {
         assert_eq!(t.saturated, 3);
         // 20 s of packet time later the old flows are gone and new ones fit.
         let (k, _) = FlowKey::new(ip("10.0.0.1"), 9, ip("10.0.0.2"), 80, 6);
-        assert!(matches!(t.touch(k, Micros(20_000_000)), FlowSlot::Tracked(_)));
+        assert!(matches!(
+            t.touch(k, Micros(20_000_000)),
+            FlowSlot::Tracked(_)
+        ));
         assert_eq!(t.expired, 2);
     }
 }

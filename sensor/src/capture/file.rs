@@ -85,8 +85,7 @@ impl FileCapture {
 
 fn open(path: &Path) -> Result<pcap::Capture<pcap::Offline>, String> {
     // Microsecond timestamps whatever the file holds (nanosecond pcaps, pcapng).
-    pcap::Capture::from_file_with_precision(path, pcap::Precision::Micro)
-        .map_err(|e| e.to_string())
+    pcap::Capture::from_file_with_precision(path, pcap::Precision::Micro).map_err(|e| e.to_string())
 }
 
 impl CaptureSource for FileCapture {

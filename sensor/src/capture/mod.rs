@@ -9,7 +9,9 @@ mod file;
 mod live;
 
 pub use file::{FileCapture, FileProblem};
-pub use live::{DEFAULT_BUFFER_SIZE, DEFAULT_READ_TIMEOUT_MS, DEFAULT_SNAPLEN, LiveCapture, LiveOptions};
+pub use live::{
+    DEFAULT_BUFFER_SIZE, DEFAULT_READ_TIMEOUT_MS, DEFAULT_SNAPLEN, LiveCapture, LiveOptions,
+};
 
 use spoor_core::Micros;
 
@@ -39,7 +41,9 @@ pub struct CaptureStats {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
-    #[error("cannot open interface {iface}: {reason} (is it up, and does spoor run as root or with CAP_NET_RAW?)")]
+    #[error(
+        "cannot open interface {iface}: {reason} (is it up, and does spoor run as root or with CAP_NET_RAW?)"
+    )]
     OpenInterface { iface: String, reason: String },
     #[error("invalid capture filter `{filter}` on {iface}: {reason}")]
     Filter {
