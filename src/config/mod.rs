@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use spoor_core::{ConfigError, KeyPath};
 use spoor_feeds::config::{BaseDirs, FeedsConfig, TrailsConfig};
+use spoor_sensor::config::SensorConfig;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
@@ -53,6 +54,8 @@ pub(crate) struct Config {
     pub(crate) trails: TrailsConfig,
     /// `[feeds]`
     pub(crate) feeds: FeedsConfig,
+    /// `[sensor]`
+    pub(crate) sensor: SensorConfig,
 }
 
 /// Where a [`Config`] came from.
@@ -184,13 +187,14 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<Config, LoadError> {
 pub(crate) fn bundled(missing: &Path) -> Config {
     let config_dir = Path::new("/");
     match validate(RawConfig::default(), config_dir) {
-        Ok((spoor, trails, feeds)) => Config {
+        Ok((spoor, trails, feeds, sensor)) => Config {
             origin: Origin::Bundled {
                 missing: missing.to_path_buf(),
             },
             spoor,
             trails,
             feeds,
+            sensor,
         },
         // The defaults are fixed in the code and tested to be valid.
         Err(errors) => unreachable!("bundled defaults are invalid: {errors:?}"),
@@ -286,11 +290,12 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     problems.truncate(MAX_PROBLEMS);
     match result {
-        Some(Ok((spoor, trails, feeds))) if problems.is_empty() => Ok(Config {
+        Some(Ok((spoor, trails, feeds, sensor))) if problems.is_empty() => Ok(Config {
             origin: Origin::File(file.to_path_buf()),
             spoor,
             trails,
             feeds,
+            sensor,
         }),
         _ => Err(invalid(problems)),
     }
@@ -345,7 +350,7 @@ fn quoted_names(list: &str) -> Vec<&str> {
     list.split('`').skip(1).step_by(2).collect()
 }
 
-type Sections = (SpoorConfig, TrailsConfig, FeedsConfig);
+type Sections = (SpoorConfig, TrailsConfig, FeedsConfig, SensorConfig);
 
 /// Stage two: every section validated, all errors collected.
 fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigError>> {
@@ -374,14 +379,20 @@ fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigErr
         .validate(&root.key("feeds"), &dirs)
         .map_err(|e| errors.extend(e))
         .ok();
-    match (trails, feeds) {
-        (Some(trails), Some(feeds)) if errors.is_empty() => Ok((
+    let sensor = raw
+        .sensor
+        .validate(&root.key("sensor"), &dirs)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    match (trails, feeds, sensor) {
+        (Some(trails), Some(feeds), Some(sensor)) if errors.is_empty() => Ok((
             SpoorConfig {
                 state_dir,
                 log_level: raw.spoor.log_level,
             },
             trails,
             feeds,
+            sensor,
         )),
         _ => Err(errors),
     }

@@ -3,12 +3,14 @@
 //! are refused. [`super::parse`] turns a [`RawConfig`] into a validated [`super::Config`].
 //!
 //! The `[trails]` and `[feeds]` sections belong to the feeds crate
-//! (`spoor_feeds::config`), which also validates them.
+//! (`spoor_feeds::config`), `[sensor]` to the sensor crate (`spoor_sensor::config`); each
+//! crate validates its own.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use spoor_feeds::config::{DEFAULT_STATE_DIR, RawFeeds, RawTrails};
+use spoor_sensor::config::RawSensor;
 
 use super::LogLevel;
 
@@ -22,6 +24,8 @@ pub(crate) struct RawConfig {
     pub(crate) trails: RawTrails,
     /// `[feeds]`: the built-in feed catalog's switches, custom feeds, download limits.
     pub(crate) feeds: RawFeeds,
+    /// `[sensor]`: capture, condensing, event logs and outputs.
+    pub(crate) sensor: RawSensor,
 }
 
 /// `[spoor]` as written.

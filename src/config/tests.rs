@@ -36,6 +36,7 @@ fn same_settings(a: &Config, b: &Config) {
     assert_eq!(a.spoor, b.spoor);
     assert_eq!(a.trails, b.trails);
     assert_eq!(a.feeds, b.feeds);
+    assert_eq!(a.sensor, b.sensor);
 }
 
 #[test]
@@ -98,6 +99,7 @@ fn sample_documents_every_key() {
         fields::<RawFeeds>(),
         fields::<RawFeedOverride>(),
         fields::<RawCustomFeed>(),
+        fields::<spoor_sensor::config::RawSensor>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -204,7 +206,7 @@ severty = \"low\"
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[0],
-        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds)"
+        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor)"
     );
     assert_eq!(
         p[1],
