@@ -65,6 +65,8 @@ pub trait CaptureSource {
     fn stats(&mut self) -> Option<CaptureStats>;
 }
 
+// `time_t` and `suseconds_t` are 32 bits on some platforms.
+#[allow(clippy::unnecessary_cast)]
 pub(crate) fn micros_of(ts: &pcap::PacketHeader) -> Micros {
     Micros::from_secs_micros(ts.ts.tv_sec as i64, ts.ts.tv_usec as i64)
 }
