@@ -3,3 +3,6 @@
 //! `decode` turns link-layer frames into network/transport facts (never panicking, every
 //! bad packet counted by reason), `proto` parses DNS, HTTP and TLS from payloads, `output`
 //! renders and ships events, `generator` writes deterministic benchmark captures.
+
+/// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
+pub mod proto;
