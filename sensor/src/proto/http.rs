@@ -568,3 +568,198 @@ pub fn parse_response(buf: &[u8]) -> Result<HttpResponse<'_>, HttpError> {
     resp.head_len = buf.len() - rest.len() + scan.consumed;
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] = b"GET /download/file.exe?id=7&x=1 HTTP/1.1\r\n\
+        Host: WWW.Example.COM:8080\r\n\
+        user-agent: Mozilla/5.0 (evil)\r\n\
+        X-FORWARDED-FOR: 203.0.113.9\r\n\
+        Referer: http://ref.example/\r\n\
+        Content-Length: 12\r\n\
+        \r\nbody";
+
+    #[test]
+    fn request_fields() {
+        let r = parse_request(REQ).unwrap();
+        assert_eq!(r.method, "GET");
+        assert_eq!(r.minor_version, 1);
+        assert_eq!(r.host.unwrap(), "www.example.com");
+        assert_eq!(r.uri, b"/download/file.exe?id=7&x=1");
+        assert_eq!(r.path(), b"/download/file.exe");
+        assert_eq!(r.query(), Some(&b"id=7&x=1"[..]));
+        assert_eq!(r.url(), "www.example.com/download/file.exe?id=7&x=1");
+        assert_eq!(r.user_agent, Some(&b"Mozilla/5.0 (evil)"[..]));
+        assert_eq!(r.x_forwarded_for, Some(&b"203.0.113.9"[..]));
+        assert_eq!(r.referer, Some(&b"http://ref.example/"[..]));
+        assert_eq!(r.content_length, Some(12));
+        assert!(r.complete);
+        assert_eq!(&REQ[r.head_len..], b"body");
+        assert_eq!(r.headers().count(), 5);
+        assert_eq!(r.header("HOST"), Some(&b"WWW.Example.COM:8080"[..]));
+        assert_eq!(r.anomalies, HttpAnomalies::default());
+    }
+
+    #[test]
+    fn absolute_form_overrides_host_header() {
+        let r = parse_request(
+            b"GET http://user@Proxy.Example:3128/a/b?q HTTP/1.0\r\nHost: other\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.host.unwrap(), "proxy.example");
+        assert_eq!(r.uri, b"/a/b?q");
+        assert_eq!(r.minor_version, 0);
+        let r = parse_request(b"GET http://bare.example HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r.url(), "bare.example/");
+    }
+
+    #[test]
+    fn connect_and_ipv6_hosts() {
+        let r = parse_request(b"CONNECT Tunnel.Example:443 HTTP/1.1\r\n\r\n").unwrap();
+        assert_eq!(r.host.unwrap(), "tunnel.example");
+        assert_eq!(r.uri, b"");
+        let r = parse_request(b"GET / HTTP/1.1\r\nHost: [2001:DB8::1]:80\r\n\r\n").unwrap();
+        assert_eq!(r.host.unwrap(), "[2001:db8::1]");
+    }
+
+    #[test]
+    fn bare_lf_and_incomplete_block() {
+        let r = parse_request(b"POST /x HTTP/1.1\nHost: a.example\nContent-Type: text/plain\n\n")
+            .unwrap();
+        assert!(r.complete);
+        assert!(r.anomalies.bare_lf);
+        assert_eq!(r.content_type, Some(&b"text/plain"[..]));
+
+        let r = parse_request(b"GET / HTTP/1.1\r\nHost: a.example\r\nUser-Ag").unwrap();
+        assert!(!r.complete);
+        assert_eq!(r.host.unwrap(), "a.example");
+        assert_eq!(r.user_agent, None);
+    }
+
+    #[test]
+    fn unfinished_request_line_waits() {
+        assert_eq!(parse_request(b"GE").unwrap_err(), HttpError::Incomplete);
+        assert_eq!(
+            parse_request(b"GET /abc").unwrap_err(),
+            HttpError::Incomplete
+        );
+        assert_eq!(
+            parse_request(b"GET /abc HTTP/1.1\r").unwrap_err(),
+            HttpError::Incomplete
+        );
+    }
+
+    #[test]
+    fn every_prefix_is_safe() {
+        for n in 0..REQ.len() {
+            match parse_request(&REQ[..n]) {
+                Ok(r) => assert!(!r.complete || n >= REQ.len() - 4),
+                Err(e) => assert_eq!(e, HttpError::Incomplete, "prefix {n}"),
+            }
+        }
+        let resp = b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\n";
+        for n in 0..resp.len() {
+            let _ = parse_response(&resp[..n]);
+        }
+    }
+
+    // ---- hostile input ----
+
+    #[test]
+    fn binary_and_non_http_rejected_fast() {
+        for junk in [
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..],
+            b"\x00\x00\x00\x00",
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            b"get / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET  HTTP/1.1\r\n\r\n",
+            b"GET /a\x01b HTTP/1.1\r\n\r\n",
+            b"GETX / HTTP/1.1\r\n\r\n",
+            b"GET /\x00",
+        ] {
+            assert_eq!(
+                parse_request(junk).unwrap_err(),
+                HttpError::NotHttp,
+                "{junk:?}"
+            );
+        }
+        assert_eq!(
+            parse_response(b"\x16\x03\x03").unwrap_err(),
+            HttpError::NotHttp
+        );
+        assert_eq!(
+            parse_response(b"HTTP/1.1 2x0 OK\r\n").unwrap_err(),
+            HttpError::NotHttp
+        );
+    }
+
+    #[test]
+    fn huge_lines_and_many_headers() {
+        let mut long = b"GET /".to_vec();
+        long.extend(std::iter::repeat_n(b'a', MAX_LINE_LEN + 10));
+        assert_eq!(parse_request(&long).unwrap_err(), HttpError::LineTooLong);
+        long.extend_from_slice(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(parse_request(&long).unwrap_err(), HttpError::LineTooLong);
+
+        let mut big_header = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        big_header.extend(std::iter::repeat_n(b'b', MAX_LINE_LEN + 10));
+        big_header.extend_from_slice(b"\r\nHost: late.example\r\n\r\n");
+        let r = parse_request(&big_header).unwrap();
+        assert!(r.anomalies.line_too_long);
+        assert!(!r.complete);
+        assert!(r.host.is_none());
+
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..MAX_HEADERS + 50 {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let r = parse_request(&many).unwrap();
+        assert!(r.anomalies.too_many_headers);
+        assert!(!r.complete);
+        assert_eq!(r.headers().count(), MAX_HEADERS);
+    }
+
+    #[test]
+    fn odd_headers_are_flagged_not_fatal() {
+        let r = parse_request(
+            b"GET / HTTP/1.1\r\nHost: one.example\r\nHOST: two.example\r\nno colon here\r\n  folded\r\nHost : x\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.host.unwrap(), "one.example");
+        assert!(r.anomalies.duplicate_host);
+        assert!(r.anomalies.malformed_header);
+        assert!(r.anomalies.obs_fold);
+        assert!(r.complete);
+
+        let mut long_host = b"GET / HTTP/1.1\r\nHost: ".to_vec();
+        long_host.extend(std::iter::repeat_n(b'h', 300));
+        long_host.extend_from_slice(b"\r\n\r\n");
+        let r = parse_request(&long_host).unwrap();
+        assert!(r.host.is_none());
+        assert!(r.anomalies.host_too_long);
+    }
+
+    #[test]
+    fn response_fields() {
+        let r = parse_response(
+            b"HTTP/1.1 302 Found\r\nserver: Apache/2.4.1\r\nLOCATION: http://x.example/y\r\ncontent-type: text/html\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.status, 302);
+        assert_eq!(r.reason, b"Found");
+        assert_eq!(r.server, Some(&b"Apache/2.4.1"[..]));
+        assert_eq!(r.location, Some(&b"http://x.example/y"[..]));
+        assert_eq!(r.content_type, Some(&b"text/html"[..]));
+        assert!(r.complete);
+        let r = parse_response(b"HTTP/1.0 204\r\n\r\n").unwrap();
+        assert_eq!((r.status, r.reason), (204, &b""[..]));
+        assert_eq!(
+            parse_response(b"HTTP/1.1 200 OK").unwrap_err(),
+            HttpError::Incomplete
+        );
+    }
+}
