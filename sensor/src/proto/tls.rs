@@ -407,8 +407,8 @@ pub fn split_handshake(payload: &[u8]) -> Result<(HandshakeType, &[u8], &[u8]), 
     let ty = *payload.first().ok_or(TlsError::Incomplete {
         more: HANDSHAKE_HEADER_LEN,
     })?;
-    let len = be_u24(payload, 1).ok_or(TlsError::Incomplete {
-        more: HANDSHAKE_HEADER_LEN - payload.len(),
+    let len = be_u24(payload, 1).ok_or_else(|| TlsError::Incomplete {
+        more: HANDSHAKE_HEADER_LEN.saturating_sub(payload.len()),
     })?;
     if len + HANDSHAKE_HEADER_LEN > MAX_HANDSHAKE_LEN {
         return Err(TlsError::TooLarge);
@@ -626,16 +626,14 @@ pub fn parse_client_hello(msg: &[u8]) -> Result<ClientHello<'_>, TlsError> {
     if r.buf.is_empty() {
         return Ok(hello); // no extensions at all: legal before TLS 1.2
     }
-    let block = match r.vec16() {
-        Ok(block) => {
-            hello.anomalies.trailing_data = !r.buf.is_empty();
-            block
-        }
-        Err(_) => {
-            // The block length lies: read whole extensions from what is there.
-            hello.anomalies.extensions_truncated = true;
-            r.buf.get(2..).unwrap_or(&[])
-        }
+    let claimed = usize::from(r.u16()?);
+    let block = if claimed <= r.buf.len() {
+        hello.anomalies.trailing_data = claimed < r.buf.len();
+        &r.buf[..claimed]
+    } else {
+        // The block length lies: read whole extensions from what is there.
+        hello.anomalies.extensions_truncated = true;
+        r.buf
     };
     hello.extensions = block;
     read_client_extensions(&mut hello);
@@ -1020,4 +1018,373 @@ fn hash12(list: &str) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(ty: u16, data: &[u8]) -> Vec<u8> {
+        let mut e = ty.to_be_bytes().to_vec();
+        e.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        e.extend_from_slice(data);
+        e
+    }
+
+    fn vec16(items: &[u16]) -> Vec<u8> {
+        let mut v = ((items.len() * 2) as u16).to_be_bytes().to_vec();
+        items
+            .iter()
+            .for_each(|i| v.extend_from_slice(&i.to_be_bytes()));
+        v
+    }
+
+    fn sni(names: &[&str]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for n in names {
+            list.push(0);
+            list.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            list.extend_from_slice(n.as_bytes());
+        }
+        let mut d = (list.len() as u16).to_be_bytes().to_vec();
+        d.extend(list);
+        d
+    }
+
+    fn hello_message(ciphers: &[u16], exts: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[0x11; 32]);
+        body.push(32);
+        body.extend_from_slice(&[0x22; 32]);
+        body.extend(vec16(ciphers));
+        body.extend_from_slice(&[1, 0]);
+        let exts: Vec<u8> = exts.concat();
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        let mut msg = vec![1];
+        msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        msg.extend(body);
+        msg
+    }
+
+    fn records(msg: &[u8], split: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in [&msg[..split], &msg[split..]] {
+            if part.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(&[22, 3, 1]);
+            out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    /// Chrome 143 as reported by browserleaks (JA3 text, JA4 and JA4_r published together),
+    /// rebuilt with GREASE where Chrome puts it.
+    fn chrome() -> Vec<u8> {
+        let ciphers = [
+            0x0a0a, 4865, 4866, 4867, 49195, 49199, 49196, 49200, 52393, 52392, 49171, 49172, 156,
+            157, 47, 53,
+        ];
+        let mut alpn = vec![0, 12, 2];
+        alpn.extend_from_slice(b"h2");
+        alpn.push(8);
+        alpn.extend_from_slice(b"http/1.1");
+        let exts = vec![
+            ext(0x1a1a, &[]),
+            ext(45, &[1, 1]),
+            ext(51, &[0, 6, 0x2a, 0x2a, 0, 1, 0]),
+            ext(16, &alpn),
+            ext(65037, &[0; 8]),
+            ext(23, &[]),
+            ext(17613, &[0, 3, 2, b'h', b'2']),
+            ext(0, &sni(&["TLS-Outer.Browserleaks.com"])),
+            ext(11, &[1, 0]),
+            ext(10, &vec16(&[0x3a3a, 4588, 29, 23, 24])),
+            ext(43, &[6, 0x4a, 0x4a, 3, 4, 3, 3]),
+            ext(65281, &[0]),
+            ext(35, &[]),
+            ext(18, &[]),
+            ext(5, &[1, 0, 0, 0, 0]),
+            ext(
+                13,
+                &vec16(&[
+                    0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
+                ]),
+            ),
+            ext(27, &[2, 0, 2]),
+            ext(0x5a5a, &[0]),
+        ];
+        hello_message(&ciphers, &exts)
+    }
+
+    #[test]
+    fn client_hello_fields() {
+        let msg = chrome();
+        let h = parse_client_hello(&msg).unwrap();
+        assert_eq!(h.legacy_version, ProtocolVersion::TLS_1_2);
+        assert_eq!(h.session_id.len(), 32);
+        assert_eq!(h.sni.unwrap(), "tls-outer.browserleaks.com");
+        assert_eq!(h.alpn().collect::<Vec<_>>(), [&b"h2"[..], b"http/1.1"]);
+        assert_eq!(h.cipher_suites().count(), 16);
+        assert!(is_grease(h.cipher_suites().next().unwrap().0));
+        assert_eq!(h.extensions().count(), 18);
+        assert!(
+            h.supported_versions()
+                .any(|v| v == ProtocolVersion::TLS_1_3)
+        );
+        assert_eq!(h.ec_point_formats(), &[0]);
+        assert_eq!(h.anomalies, HelloAnomalies::default());
+    }
+
+    #[test]
+    fn ja3_and_ja4_match_published_vector() {
+        let msg = chrome();
+        let h = parse_client_hello(&msg).unwrap();
+        assert_eq!(
+            ja3_string(&h),
+            "771,4865-4866-4867-49195-49199-49196-49200-52393-52392-49171-49172-156-157-47-53,\
+             45-51-16-65037-23-17613-0-11-10-43-65281-35-18-5-13-27,4588-29-23-24,0"
+        );
+        assert_eq!(
+            ja4_raw(&h, Transport::Tcp),
+            "t13d1516h2_002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,\
+             cca9_0005,000a,000b,000d,0012,0017,001b,0023,002b,002d,0033,44cd,fe0d,ff01_0403,\
+             0804,0401,0503,0805,0501,0806,0601"
+        );
+        assert_eq!(
+            ja4(&h, Transport::Tcp),
+            "t13d1516h2_8daaf6152771_d8a2da3f94cd"
+        );
+        assert!(ja4(&h, Transport::Quic).starts_with("q13d1516h2_"));
+    }
+
+    #[test]
+    fn ja4_edge_cases() {
+        // No SNI, no ALPN, no extensions, TLS 1.0.
+        let mut msg = hello_message(&[0x0035, 0x002f], &[]);
+        msg[4] = 3;
+        msg[5] = 1;
+        let h = parse_client_hello(&msg).unwrap();
+        let fp = ja4(&h, Transport::Tcp);
+        assert!(fp.starts_with("t10i020000_"), "{fp}");
+        assert!(fp.ends_with("_000000000000"), "{fp}");
+        assert_eq!(ja4_alpn(Some(b"\xab\x01\xcd")), "ad");
+        assert_eq!(ja4_alpn(Some(b"h")), "hh");
+        assert_eq!(ja4_alpn(Some(b"")), "00");
+        assert_eq!(ja4_alpn(None), "00");
+    }
+
+    #[test]
+    fn grease_helper() {
+        for v in [0x0a0a, 0x1a1a, 0xfafa] {
+            assert!(is_grease(v));
+        }
+        for v in [0x0a1a, 0x1301, 0x0000, 0xaaab] {
+            assert!(!is_grease(v));
+        }
+    }
+
+    #[test]
+    fn needs_and_reassembly_across_records() {
+        let msg = chrome();
+        let one = records(&msg, msg.len());
+        assert_eq!(
+            client_hello_needs(&one),
+            Needed::Complete {
+                stream_len: one.len()
+            }
+        );
+        let mut scratch = Vec::new();
+        let payload = handshake_payload(&one, &mut scratch).unwrap();
+        assert_eq!(payload, &msg[..]);
+
+        let two = records(&msg, 100);
+        assert_eq!(
+            client_hello_needs(&two),
+            Needed::Complete {
+                stream_len: two.len()
+            }
+        );
+        let payload = handshake_payload(&two, &mut scratch).unwrap();
+        assert_eq!(payload, &msg[..]);
+        assert_eq!(
+            parse_client_hello(payload).unwrap().sni.unwrap(),
+            "tls-outer.browserleaks.com"
+        );
+
+        // Every cut: never complete early, and the promised bytes are a lower bound.
+        for n in 0..two.len() {
+            match client_hello_needs(&two[..n]) {
+                Needed::Incomplete { more } => assert!(more >= 1 && n + more <= two.len(), "{n}"),
+                other => panic!("prefix {n}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            client_hello_needs(b"GET / HTTP/1.1\r\n"),
+            Needed::NotClientHello
+        );
+        assert_eq!(
+            client_hello_needs(&[22, 3, 1, 0, 4, 2, 0, 0, 0]),
+            Needed::NotClientHello
+        );
+        assert_eq!(
+            client_hello_needs(&[22, 3, 1, 0, 4, 1, 0xff, 0, 0]),
+            Needed::NotClientHello
+        );
+    }
+
+    // ---- hostile input ----
+
+    #[test]
+    fn every_truncation_is_safe() {
+        let msg = chrome();
+        let stream = records(&msg, 77);
+        for n in 0..msg.len() {
+            assert!(parse_client_hello(&msg[..n]).is_err(), "prefix {n}");
+        }
+        let mut scratch = Vec::new();
+        for n in 0..stream.len() {
+            if let Ok(p) = handshake_payload(&stream[..n], &mut scratch) {
+                let _ = parse_client_hello(p);
+            }
+            let _ = parse_server_flight(&stream[..n]);
+        }
+    }
+
+    #[test]
+    fn extension_lengths_that_lie() {
+        // One extension claims 200 octets but the block ends after 4.
+        let mut msg = hello_message(&[0x1301], &[ext(0, &sni(&["a.example"]))]);
+        let ext_len_at = msg.len() - sni(&["a.example"]).len() - 2;
+        msg[ext_len_at..ext_len_at + 2].copy_from_slice(&200u16.to_be_bytes());
+        let h = parse_client_hello(&msg).unwrap();
+        assert!(h.anomalies.extensions_truncated);
+        assert_eq!(h.extensions().count(), 0);
+        assert!(h.sni.is_none());
+
+        // The block length itself overstates.
+        let mut msg = hello_message(&[0x1301], &[ext(23, &[])]);
+        let block_at = msg.len() - 6;
+        msg[block_at..block_at + 2].copy_from_slice(&0xffffu16.to_be_bytes());
+        let h = parse_client_hello(&msg).unwrap();
+        assert!(h.anomalies.extensions_truncated);
+        assert_eq!(h.extensions().count(), 1);
+
+        // server_name whose inner list lies.
+        let msg = hello_message(&[0x1301], &[ext(0, &[0, 50, 0, 0, 1, b'x'])]);
+        let h = parse_client_hello(&msg).unwrap();
+        assert_eq!(h.anomalies.bad_extension, Some(ExtensionType::SERVER_NAME));
+        assert!(h.has_server_name());
+    }
+
+    #[test]
+    fn several_server_names_and_long_names() {
+        let msg = hello_message(
+            &[0x1301],
+            &[ext(0, &sni(&["First.Example", "second.example"]))],
+        );
+        let h = parse_client_hello(&msg).unwrap();
+        assert_eq!(h.sni.unwrap(), "first.example");
+        assert!(h.anomalies.multiple_server_names);
+
+        let long = "a".repeat(300);
+        let msg = hello_message(&[0x1301], &[ext(0, &sni(&[&long]))]);
+        let h = parse_client_hello(&msg).unwrap();
+        assert!(h.sni.is_none());
+        assert!(h.anomalies.sni_too_long);
+
+        let msg = hello_message(&[0x1301], &[ext(23, &[]), ext(23, &[])]);
+        assert!(
+            parse_client_hello(&msg)
+                .unwrap()
+                .anomalies
+                .duplicate_extension
+        );
+    }
+
+    #[test]
+    fn many_tiny_extensions_are_capped() {
+        let exts: Vec<Vec<u8>> = (0..1000).map(|i| ext(0x1000 + i, &[])).collect();
+        let msg = hello_message(&[0x1301], &exts);
+        let h = parse_client_hello(&msg).unwrap();
+        assert!(h.anomalies.extensions_capped);
+        assert_eq!(h.extensions().count(), MAX_EXTENSIONS);
+    }
+
+    #[test]
+    fn junk_is_not_tls() {
+        assert_eq!(
+            parse_record(b"GET / HTTP/1.1").unwrap_err(),
+            TlsError::NotTls
+        );
+        assert_eq!(parse_record(&[22, 2]).unwrap_err(), TlsError::NotTls);
+        assert_eq!(
+            parse_record(&[22, 3, 1, 0xff, 0xff]).unwrap_err(),
+            TlsError::NotTls
+        );
+        assert_eq!(
+            parse_client_hello(&[2, 0, 0, 0]).unwrap_err(),
+            TlsError::NotTls
+        );
+        let mut scratch = Vec::new();
+        assert!(handshake_payload(&[23, 3, 3, 0, 1, 0], &mut scratch).is_err());
+    }
+
+    fn server_flight(version_ext: Option<u16>) -> Vec<u8> {
+        let mut sh = vec![3, 3];
+        sh.extend_from_slice(&[0x33; 32]);
+        sh.push(0);
+        sh.extend_from_slice(&[0xc0, 0x2f, 0]);
+        let exts = version_ext
+            .map(|v| ext(43, &v.to_be_bytes()))
+            .unwrap_or_default();
+        sh.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        sh.extend(exts);
+        let cert = b"\x30\x82\x00\x04fake";
+        let mut list = (cert.len() as u32).to_be_bytes()[1..].to_vec();
+        list.extend_from_slice(cert);
+        let mut body = (list.len() as u32).to_be_bytes()[1..].to_vec();
+        body.extend(list);
+        let mut payload = vec![2];
+        payload.extend_from_slice(&(sh.len() as u32).to_be_bytes()[1..]);
+        payload.extend(sh);
+        payload.push(11);
+        payload.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        payload.extend(body);
+        payload.extend_from_slice(&[14, 0, 0, 0]);
+        payload
+    }
+
+    #[test]
+    fn server_hello_and_certificate() {
+        let payload = server_flight(None);
+        let f = parse_server_flight(&payload).unwrap();
+        let sh = f.server_hello.unwrap();
+        assert_eq!(
+            sh.cipher_suite,
+            CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        );
+        assert_eq!(sh.version(), ProtocolVersion::TLS_1_2);
+        assert_eq!(f.first_certificate, Some(&b"\x30\x82\x00\x04fake"[..]));
+
+        let tls13 = server_flight(Some(0x0304));
+        let f = parse_server_flight(&tls13).unwrap();
+        assert_eq!(f.server_hello.unwrap().version(), ProtocolVersion::TLS_1_3);
+        assert_eq!(f.first_certificate, None);
+
+        for n in 0..payload.len() {
+            let _ = parse_server_flight(&payload[..n]);
+        }
+        let stream = records(&payload, 50);
+        let mut scratch = Vec::new();
+        let joined = handshake_payload(&stream, &mut scratch).unwrap();
+        assert!(
+            parse_server_flight(joined)
+                .unwrap()
+                .first_certificate
+                .is_some()
+        );
+    }
 }
