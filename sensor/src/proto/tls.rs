@@ -507,7 +507,8 @@ pub struct HelloAnomalies {
     pub bad_extension: Option<ExtensionType>,
     /// The SNI host name is longer than a DNS name can be; [`ClientHello::sni`] is `None`.
     pub sni_too_long: bool,
-    /// The same extension type appears twice (RFC 8446 forbids it).
+    /// The same extension type appears twice (RFC 8446 forbids it); checked for types below
+    /// 256, which covers every extension a fingerprint cares about.
     pub duplicate_extension: bool,
 }
 
