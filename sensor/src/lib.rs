@@ -14,3 +14,5 @@ pub mod flow;
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]
 /// fan-out that counts every sink's failures and never lets one stop the sensor.
 pub mod output;
+/// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
+pub mod proto;
