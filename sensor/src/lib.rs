@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod condense;
 pub mod config;
+pub mod detect;
 pub mod flow;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]

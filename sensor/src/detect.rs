@@ -1,0 +1,492 @@
+//! Detection: one decoded packet in, trail events out.
+//!
+//! Per packet the detector parses the application layer it recognises (DNS on the DNS
+//! ports, HTTP requests on any TCP port, TLS ClientHellos), matches names, URLs, user
+//! agents and fingerprints against the trail store, and then checks the packet's
+//! addresses (IP, CIDR and IP:port trails) once per flow and direction. Events carry the
+//! protocol context they were found in; condensing happens after this stage.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use spoor_core::{
+    Context, DnsContext, Event, EventId, EventKind, HttpContext, Micros, Proto, TlsContext,
+};
+use spoor_feeds::TrailHandle;
+use spoor_feeds::store::{Matched, TrailHit, TrailStore};
+
+use crate::config::IgnoreRule;
+use crate::flow::{FlowKey, FlowSlot, FlowTable};
+use crate::proto::{dns, http, tls};
+
+/// Ports whose UDP and TCP payloads are read as DNS: DNS, mDNS, LLMNR.
+pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+
+/// Name suffixes that never leave the local network; queries for them are not matched.
+const LOCAL_SUFFIXES: [&str; 7] = [
+    "arpa",
+    "local",
+    "localdomain",
+    "localhost",
+    "internal",
+    "intranet",
+    "home.arpa",
+];
+
+/// Web gateways that wrap another name: `badsite.onion.to` is `badsite.onion`, and
+/// `evilname.ip-adress.com` (a site-information service) is about `evilname`.
+const WRAPPING_SUFFIXES: [&str; 1] = [".ip-adress.com"];
+
+/// The packet facts the detector reads (built from the decoder's packet).
+#[derive(Debug, Clone, Copy)]
+pub struct PacketView<'a> {
+    pub ts: Micros,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: Proto,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub payload: &'a [u8],
+}
+
+/// What the detector has seen, for the stats line and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectCounters {
+    pub packets: u64,
+    pub events: u64,
+    pub ignored_events: u64,
+    pub dns_messages: u64,
+    pub dns_malformed: u64,
+    pub http_requests: u64,
+    pub tls_client_hellos: u64,
+    pub tls_malformed: u64,
+}
+
+/// Random-enough event ids without a dependency: splitmix64 over a per-process seed.
+#[derive(Debug)]
+struct IdGen(u64);
+
+impl IdGen {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        IdGen(nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9e37_79b9_7f4a_7c15)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn next(&mut self) -> EventId {
+        EventId((u128::from(self.next_u64()) << 64) | u128::from(self.next_u64()))
+    }
+}
+
+/// Turns packets into trail events.
+#[derive(Debug)]
+pub struct Detector {
+    sensor: String,
+    trails: Arc<TrailHandle>,
+    flows: FlowTable,
+    ids: IdGen,
+    ignore: Vec<IgnoreRule>,
+    tls_scratch: Vec<u8>,
+    pub counters: DetectCounters,
+}
+
+/// A name hit, with the name as queried.
+struct NameHit<'s> {
+    hit: TrailHit<'s>,
+}
+
+impl Detector {
+    pub fn new(
+        sensor: String,
+        trails: Arc<TrailHandle>,
+        flows: FlowTable,
+        ignore: Vec<IgnoreRule>,
+    ) -> Self {
+        Detector {
+            sensor,
+            trails,
+            flows,
+            ids: IdGen::new(),
+            ignore,
+            tls_scratch: Vec::new(),
+            counters: DetectCounters::default(),
+        }
+    }
+
+    pub fn flows(&self) -> &FlowTable {
+        &self.flows
+    }
+
+    /// Inspect one packet; events go to `emit`.
+    pub fn inspect(&mut self, p: &PacketView<'_>, emit: &mut impl FnMut(Event)) {
+        self.counters.packets += 1;
+        let store = self.trails.current();
+        let mut found: Vec<Event> = Vec::new();
+        let mut context = Context::default();
+        let mut skip_ip_check = false;
+
+        let on_dns_port = DNS_PORTS.contains(&p.src_port) || DNS_PORTS.contains(&p.dst_port);
+        if !p.payload.is_empty() {
+            if p.proto == Proto::UDP && on_dns_port {
+                self.dns(
+                    &store,
+                    p,
+                    p.payload,
+                    false,
+                    &mut context,
+                    &mut skip_ip_check,
+                    &mut found,
+                );
+            } else if p.proto == Proto::TCP {
+                if on_dns_port {
+                    for message in dns::split_tcp_messages(p.payload).flatten() {
+                        self.dns(
+                            &store,
+                            p,
+                            message,
+                            true,
+                            &mut context,
+                            &mut skip_ip_check,
+                            &mut found,
+                        );
+                    }
+                } else if let Ok(request) = http::parse_request(p.payload) {
+                    self.http(&store, p, &request, &mut context, &mut found);
+                } else if p.payload.first() == Some(&22) {
+                    self.tls(&store, p, &mut context, &mut found);
+                }
+            }
+        }
+
+        if !skip_ip_check {
+            let (key, dir) = FlowKey::new(p.src, p.src_port, p.dst, p.dst_port, p.proto.0);
+            let check = match self.flows.touch(key, p.ts) {
+                FlowSlot::Tracked(flow) => flow.check_once(dir),
+                FlowSlot::Untracked => true,
+            };
+            if check {
+                self.addresses(&store, p, &context, &mut found);
+            }
+        }
+
+        for event in found {
+            if self
+                .ignore
+                .iter()
+                .any(|r| r.matches(event.src, event.src_port, event.dst, event.dst_port))
+            {
+                self.counters.ignored_events += 1;
+                continue;
+            }
+            self.counters.events += 1;
+            emit(event);
+        }
+    }
+
+    /// IP, CIDR and IP:port trails for both ends of the packet.
+    fn addresses(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        context: &Context,
+        found: &mut Vec<Event>,
+    ) {
+        for (ip, port) in [(p.dst, p.dst_port), (p.src, p.src_port)] {
+            if let Some(hit) = store.lookup_ip(ip) {
+                let kind = if hit.kind == spoor_core::TrailKind::Cidr {
+                    EventKind::Cidr
+                } else {
+                    EventKind::Ip
+                };
+                found.push(self.event(p, kind, &hit, Some(ip), context.clone()));
+            }
+            if port != 0
+                && store.has_ip_port_trails(ip)
+                && let Some(hit) = store.lookup_ip_port(ip, port)
+            {
+                found.push(self.event(p, EventKind::IpPort, &hit, Some(ip), context.clone()));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dns(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        message: &[u8],
+        over_tcp: bool,
+        context: &mut Context,
+        skip_ip_check: &mut bool,
+        found: &mut Vec<Event>,
+    ) {
+        if !over_tcp && !dns::is_probably_dns(message) {
+            return;
+        }
+        let Ok(msg) = dns::parse_message(message) else {
+            self.counters.dns_malformed += 1;
+            return;
+        };
+        self.counters.dns_messages += 1;
+        let response = msg.header.is_response();
+        let rcode = response.then(|| msg.header.rcode().to_string());
+        // A response is reported the way round the query went: client → resolver.
+        let view = if response { flip(p) } else { *p };
+        let answers: Vec<IpAddr> = if response {
+            msg.answer_addrs().take(16).collect()
+        } else {
+            Vec::new()
+        };
+        for q in msg.questions() {
+            let Some(name) = q.name.as_str() else {
+                continue;
+            };
+            if name.is_empty() {
+                continue;
+            }
+            let dns_context = DnsContext {
+                qname: name.to_string(),
+                qtype: q.qtype.to_string(),
+                rcode: rcode.clone(),
+            };
+            if context.dns.is_none() {
+                context.dns = Some(dns_context.clone());
+            }
+            // Reverse and AAAA lookups go to any resolver, listed or not: Maltrail leaves
+            // them out of the resolver's IP check, and so does Spoor.
+            if !response && (q.qtype == dns::DnsType::AAAA || q.qtype == dns::DnsType::PTR) {
+                *skip_ip_check = true;
+            }
+            if is_local_name(name) || store.is_whitelisted_domain(name) {
+                continue;
+            }
+            if let Some(NameHit { hit }) = lookup_name(store, name) {
+                let ctx = Context {
+                    dns: Some(dns_context.clone()),
+                    ..Context::default()
+                };
+                let mut event = self.event(&view, EventKind::Dns, &hit, None, ctx);
+                event.answers = answers.clone();
+                found.push(event);
+            }
+        }
+        // Answers pointing at listed addresses: the responder can block those.
+        for addr in &answers {
+            if let Some(hit) = store.lookup_ip(*addr) {
+                let mut event =
+                    self.event(&view, EventKind::Ip, &hit, Some(*addr), context.clone());
+                event.answers = vec![*addr];
+                found.push(event);
+            }
+        }
+    }
+
+    fn http(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        request: &http::HttpRequest<'_>,
+        context: &mut Context,
+        found: &mut Vec<Event>,
+    ) {
+        self.counters.http_requests += 1;
+        let host = request
+            .host
+            .as_ref()
+            .and_then(|h| h.as_str())
+            .unwrap_or("")
+            .to_string();
+        let uri = String::from_utf8_lossy(request.uri).into_owned();
+        let user_agent = request
+            .user_agent
+            .map(|ua| String::from_utf8_lossy(ua).into_owned());
+        let http_context = HttpContext {
+            method: request.method.to_string(),
+            host: host.clone(),
+            uri: uri.clone(),
+            user_agent: user_agent.clone(),
+            xff: request
+                .x_forwarded_for
+                .map(|x| String::from_utf8_lossy(x).into_owned()),
+        };
+        context.http = Some(http_context.clone());
+        let ctx = || Context {
+            http: Some(http_context.clone()),
+            ..Context::default()
+        };
+        let host_is_ip = host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok();
+        if !host.is_empty()
+            && !host_is_ip
+            && !is_local_name(&host)
+            && !store.is_whitelisted_domain(&host)
+            && let Some(NameHit { hit }) = lookup_name(store, &host)
+        {
+            found.push(self.event(p, EventKind::Host, &hit, Some(p.dst), ctx()));
+        }
+        let url = format!("{host}{uri}");
+        if let Some(hit) = store.lookup_url(&url) {
+            let kind = if hit.kind == spoor_core::TrailKind::Path {
+                EventKind::Path
+            } else {
+                EventKind::Url
+            };
+            found.push(self.event(p, kind, &hit, Some(p.dst), ctx()));
+        }
+        if let Some(ua) = &user_agent
+            && let Some(hit) = store.match_user_agent(ua)
+        {
+            found.push(self.event(p, EventKind::Ua, &hit, Some(p.src), ctx()));
+        }
+    }
+
+    fn tls(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        context: &mut Context,
+        found: &mut Vec<Event>,
+    ) {
+        if !matches!(
+            tls::client_hello_needs(p.payload),
+            tls::Needed::Complete { .. }
+        ) {
+            return;
+        }
+        let mut scratch = std::mem::take(&mut self.tls_scratch);
+        let parsed = tls::handshake_payload(p.payload, &mut scratch)
+            .ok()
+            .and_then(|msg| tls::parse_client_hello(msg).ok())
+            .map(|hello| {
+                let sni = hello
+                    .sni
+                    .as_ref()
+                    .and_then(|s| s.as_str())
+                    .map(str::to_string);
+                (sni, tls::ja4(&hello, tls::Transport::Tcp))
+            });
+        scratch.clear();
+        self.tls_scratch = scratch;
+        let Some((sni, ja4)) = parsed else {
+            self.counters.tls_malformed += 1;
+            return;
+        };
+        self.counters.tls_client_hellos += 1;
+        let tls_context = TlsContext {
+            sni: sni.clone(),
+            ja4: Some(ja4.clone()),
+            ..TlsContext::default()
+        };
+        context.tls = Some(tls_context.clone());
+        let ctx = || Context {
+            tls: Some(tls_context.clone()),
+            ..Context::default()
+        };
+        if let Some(name) = &sni
+            && !is_local_name(name)
+            && !store.is_whitelisted_domain(name)
+            && let Some(NameHit { hit }) = lookup_name(store, name)
+        {
+            found.push(self.event(p, EventKind::Sni, &hit, Some(p.dst), ctx()));
+        }
+        if let Some(hit) = store.lookup_ja4(&ja4) {
+            found.push(self.event(p, EventKind::Ja4, &hit, Some(p.src), ctx()));
+        }
+    }
+
+    fn event(
+        &mut self,
+        p: &PacketView<'_>,
+        kind: EventKind,
+        hit: &TrailHit<'_>,
+        offender: Option<IpAddr>,
+        context: Context,
+    ) -> Event {
+        let trail = match hit.trail {
+            Matched::Text(t) => t.to_string(),
+            other => other.to_string(),
+        };
+        Event {
+            id: self.ids.next(),
+            time: p.ts,
+            sensor: self.sensor.clone(),
+            src: p.src,
+            src_port: (p.src_port != 0).then_some(p.src_port),
+            dst: p.dst,
+            dst_port: (p.dst_port != 0).then_some(p.dst_port),
+            proto: p.proto,
+            kind,
+            trail,
+            info: hit.info().to_string(),
+            reference: hit.reference().to_string(),
+            severity: hit.severity(),
+            offender,
+            answers: Vec::new(),
+            count: 1,
+            first_seen: p.ts,
+            last_seen: p.ts,
+            context,
+        }
+    }
+}
+
+fn flip<'a>(p: &PacketView<'a>) -> PacketView<'a> {
+    PacketView {
+        src: p.dst,
+        dst: p.src,
+        src_port: p.dst_port,
+        dst_port: p.src_port,
+        ..*p
+    }
+}
+
+fn is_local_name(name: &str) -> bool {
+    LOCAL_SUFFIXES.iter().any(|s| {
+        name == *s
+            || (name.len() > s.len()
+                && name.ends_with(s)
+                && name.as_bytes()[name.len() - s.len() - 1] == b'.')
+    })
+}
+
+/// A domain trail for `name`: the name or a parent, a name wrapped by a web gateway
+/// (`x.onion.to`, `x.ip-adress.com`), or a wildcard trail.
+fn lookup_name<'s>(store: &'s TrailStore, name: &str) -> Option<NameHit<'s>> {
+    if let Some(hit) = store.lookup_domain(name) {
+        return Some(NameHit { hit });
+    }
+    if let Some(at) = name.find(".onion.")
+        && let Some(hit) = store.lookup_domain(&name[..at + ".onion".len()])
+    {
+        return Some(NameHit { hit });
+    }
+    for suffix in WRAPPING_SUFFIXES {
+        if let Some(inner) = name.strip_suffix(suffix)
+            && !inner.is_empty()
+            && let Some(hit) = store.lookup_domain(inner)
+        {
+            return Some(NameHit { hit });
+        }
+    }
+    store.match_wildcard(name).map(|hit| NameHit { hit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names() {
+        assert!(is_local_name("host.local"));
+        assert!(is_local_name("1.0.0.127.in-addr.arpa"));
+        assert!(is_local_name("x.intranet"));
+        assert!(!is_local_name("notlocal"));
+        assert!(!is_local_name("evil-local"));
+    }
+}
