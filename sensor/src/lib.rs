@@ -11,6 +11,7 @@ pub mod condense;
 pub mod config;
 pub mod detect;
 pub mod flow;
+pub mod metrics;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]
 /// fan-out that counts every sink's failures and never lets one stop the sensor.
