@@ -15,6 +15,17 @@ const GRE_VERSION: u16 = 0x0007;
 /// routes never needed more than a handful; the bound stops a crafted endless list.
 const MAX_GRE_SRES: usize = 16;
 
+/// ERSPAN type I/II (type II when the GRE sequence number is present) and type III.
+const ERSPAN_II: u16 = 0x88be;
+const ERSPAN_III: u16 = 0x22eb;
+const ERSPAN_II_HEADER: usize = 8;
+const ERSPAN_III_HEADER: usize = 12;
+/// ERSPAN type III "O" flag: an 8-byte platform-specific subheader follows.
+const ERSPAN_III_OPTIONAL: u8 = 0x01;
+const ERSPAN_III_SUBHEADER: usize = 8;
+/// Transparent Ethernet bridging: what an ERSPAN payload is.
+const TEB: u16 = 0x6558;
+
 /// VXLAN "VNI valid" flag (RFC 7348: the I flag must be set).
 const VXLAN_FLAG_I: u8 = 0x08;
 const VXLAN_HEADER: usize = 8;
@@ -98,9 +109,41 @@ pub(super) fn gre(b: &[u8]) -> Result<Gre<'_>, DecodeError> {
             return Err(trunc);
         }
     }
+    let payload = b.get(at..).unwrap_or_default();
+    erspan(protocol, flags & GRE_SEQUENCE != 0, payload)
+}
+
+/// ERSPAN (Cisco's port mirroring over GRE) wraps a mirrored Ethernet frame:
+/// ```text
+/// type I:   (no header; GRE without sequence number)
+/// type II:  | ver | VLAN | COS | En | T | session id | reserved | index |  (8 bytes)
+/// type III: | ver | VLAN | COS | BSO | T | session id | timestamp (4) |
+///           | SGT (2) | P | FT | hw id | D | gra | O |  (12 bytes, +8 when O is set)
+/// ```
+/// The mirrored frame is returned as transparent Ethernet bridging.
+fn erspan(protocol: u16, sequenced: bool, b: &[u8]) -> Result<Gre<'_>, DecodeError> {
+    let trunc = DecodeError::truncated(Layer::Gre);
+    let header = match protocol {
+        ERSPAN_II if sequenced => ERSPAN_II_HEADER,
+        ERSPAN_II => 0,
+        ERSPAN_III => {
+            let flags = u8_at(b, ERSPAN_III_HEADER - 1).ok_or(trunc)?;
+            if flags & ERSPAN_III_OPTIONAL != 0 {
+                ERSPAN_III_HEADER + ERSPAN_III_SUBHEADER
+            } else {
+                ERSPAN_III_HEADER
+            }
+        }
+        _ => {
+            return Ok(Gre {
+                protocol,
+                payload: b,
+            });
+        }
+    };
     Ok(Gre {
-        protocol,
-        payload: b.get(at..).unwrap_or_default(),
+        protocol: TEB,
+        payload: b.get(header..).ok_or(trunc)?,
     })
 }
 
@@ -187,6 +230,43 @@ mod tests {
         );
         let g = [0x00, 0x80, 0x08, 0x00];
         assert!(matches!(gre(&g), Err(DecodeError::Malformed { .. })));
+    }
+
+    #[test]
+    fn erspan_types_unwrap_to_ethernet() {
+        // Type I: no sequence number, no header.
+        let g = [0x00, 0x00, 0x88, 0xbe, 0xaa];
+        assert_eq!(
+            gre(&g),
+            Ok(Gre {
+                protocol: 0x6558,
+                payload: &[0xaa]
+            })
+        );
+        // Type II: sequence number, 8-byte header.
+        let mut g = vec![0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1];
+        g.extend_from_slice(&[0x10, 0, 0, 1, 0, 0, 0, 0, 0xaa]);
+        assert_eq!(
+            gre(&g),
+            Ok(Gre {
+                protocol: 0x6558,
+                payload: &[0xaa]
+            })
+        );
+        assert_eq!(gre(&g[..12]), Err(DecodeError::truncated(Layer::Gre)));
+        // Type III with the optional subheader.
+        let mut g = vec![0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1];
+        g.extend_from_slice(&[0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+        g.extend_from_slice(&[0; 8]);
+        g.push(0xaa);
+        assert_eq!(
+            gre(&g),
+            Ok(Gre {
+                protocol: 0x6558,
+                payload: &[0xaa]
+            })
+        );
+        assert_eq!(gre(&g[..26]), Err(DecodeError::truncated(Layer::Gre)));
     }
 
     #[test]
