@@ -272,7 +272,10 @@ impl FragTable {
 /// Copy `data[from - start .. to - start]` into `buf[from..to]` (all within bounds by
 /// construction; `get` keeps it panic-free regardless).
 fn copy_range(buf: &mut [u8], data: &[u8], start: usize, from: usize, to: usize) {
-    if let (Some(dst), Some(src)) = (buf.get_mut(from..to), data.get(from - start..to - start)) {
+    let (Some(lo), Some(hi)) = (from.checked_sub(start), to.checked_sub(start)) else {
+        return;
+    };
+    if let (Some(dst), Some(src)) = (buf.get_mut(from..to), data.get(lo..hi)) {
         dst.copy_from_slice(src);
     }
 }
@@ -294,4 +297,35 @@ fn add_range(have: &mut Vec<(usize, usize)>, a: usize, b: usize) {
     });
     let at = have.partition_point(|&(x, _)| x < lo);
     have.insert(at, (lo, hi));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge_in_any_order() {
+        let mut have = Vec::new();
+        add_range(&mut have, 16, 24);
+        add_range(&mut have, 0, 8);
+        add_range(&mut have, 40, 48);
+        assert_eq!(have, vec![(0, 8), (16, 24), (40, 48)]);
+        add_range(&mut have, 8, 16);
+        assert_eq!(have, vec![(0, 24), (40, 48)]);
+        add_range(&mut have, 4, 44);
+        assert_eq!(have, vec![(0, 48)]);
+        add_range(&mut have, 5, 5);
+        assert_eq!(have, vec![(0, 48)]);
+    }
+
+    #[test]
+    fn copy_range_never_panics_on_bad_bounds() {
+        let mut buf = [0u8; 8];
+        copy_range(&mut buf, &[1, 2, 3], 4, 4, 7);
+        assert_eq!(buf, [0, 0, 0, 0, 1, 2, 3, 0]);
+        copy_range(&mut buf, &[1, 2, 3], 6, 6, 9);
+        copy_range(&mut buf, &[1, 2, 3], 6, 2, 5);
+        copy_range(&mut buf, &[1, 2, 3], 0, 5, 2);
+        assert_eq!(buf, [0, 0, 0, 0, 1, 2, 3, 0]);
+    }
 }

@@ -203,3 +203,107 @@ pub(super) fn ipv6_chain(
         "too_many_extension_headers",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(vihl: u8, total: u16, frag: u16, len: usize) -> Vec<u8> {
+        let mut h = vec![vihl, 0];
+        h.extend_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&[0x12, 0x34]);
+        h.extend_from_slice(&frag.to_be_bytes());
+        h.extend_from_slice(&[64, 6, 0, 0, 10, 0, 0, 1, 66, 66, 66, 66]);
+        h.resize(len, 0xee);
+        h
+    }
+
+    #[test]
+    fn ipv4_lengths_bound_the_payload() {
+        // IHL 6, total 30: 6 payload bytes, then 10 bytes of Ethernet padding.
+        let b = v4(0x46, 30, 0, 40);
+        let d = ipv4(&b).unwrap();
+        assert_eq!((d.header_len, d.payload.len(), d.snapped), (24, 6, false));
+        assert_eq!(d.frag, None);
+        // Total beyond the capture: what was captured, flagged.
+        let b = v4(0x45, 1500, 0, 40);
+        let d = ipv4(&b).unwrap();
+        assert_eq!((d.payload.len(), d.snapped), (20, true));
+        // Fragment fields.
+        let b = v4(0x45, 28, 0x2003, 28);
+        let d = ipv4(&b).unwrap();
+        assert_eq!(
+            d.frag,
+            Some(Frag {
+                id: 0x1234,
+                offset: 24,
+                more: true
+            })
+        );
+        // Every prefix of a header with options is truncated, never a panic.
+        let b = v4(0x4f, 60, 0, 60);
+        for n in 0..60 {
+            assert_eq!(
+                ipv4(&b[..n]),
+                Err(DecodeError::truncated(Layer::Ipv4)),
+                "{n}"
+            );
+        }
+        assert!(ipv4(&b).is_ok());
+        for vihl in 0x40..=0x44 {
+            assert_eq!(
+                ipv4(&v4(vihl, 40, 0, 40)),
+                Err(DecodeError::malformed(Layer::Ipv4, "ihl_below_5"))
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_chain_is_bounded_and_checked() {
+        let limits = DecodeLimits::default();
+        // Exactly the limit of destination-options headers is fine; one more is not.
+        let n = limits.max_ipv6_ext_headers;
+        let mut chain: Vec<u8> = Vec::new();
+        for _ in 0..n {
+            chain.extend_from_slice(&[60, 0, 0, 0, 0, 0, 0, 0]);
+        }
+        let last = chain.len() - 8;
+        chain[last] = 6;
+        assert_eq!(ipv6_chain(60, &chain, &limits), Ok((6, n * 8, None)));
+        chain[last] = 60;
+        chain.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            ipv6_chain(60, &chain, &limits),
+            Err(DecodeError::malformed(
+                Layer::Ipv6Ext,
+                "too_many_extension_headers"
+            ))
+        );
+        // Fragment header cut short.
+        assert_eq!(
+            ipv6_chain(44, &[17, 0, 0, 9, 0, 0], &limits),
+            Err(DecodeError::truncated(Layer::Ipv6Ext))
+        );
+        // Non-atomic fragment stops the walk.
+        assert_eq!(
+            ipv6_chain(44, &[17, 0, 0, 9, 0, 0, 0, 1, 0xaa], &limits),
+            Ok((
+                17,
+                8,
+                Some(Frag {
+                    id: 1,
+                    offset: 8,
+                    more: true
+                })
+            ))
+        );
+        // AH length in 4-octet units.
+        let mut ah = vec![17, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(ipv6_chain(51, &ah, &limits), Ok((17, 12, None)));
+        ah.truncate(11);
+        assert_eq!(
+            ipv6_chain(51, &ah, &limits),
+            Err(DecodeError::truncated(Layer::Ipv6Ext))
+        );
+    }
+}
