@@ -32,6 +32,8 @@ pub struct DecodeCounters {
     pub fragments_reassembled: u64,
     /// Partial datagrams dropped after the timeout.
     pub fragments_expired: u64,
+    /// Non-final fragments cut down to a multiple of 8 bytes.
+    pub fragments_trimmed: u64,
     /// Fragments overlapping bytes already held (first wins).
     pub fragments_overlap: u64,
     /// Fragments entirely made of bytes already held.
@@ -51,6 +53,9 @@ pub struct DecodeCounters {
     pub tunnel_depth_exceeded: u64,
     /// Tunnels whose inner frame carries no IP; the tunnel packet itself was returned.
     pub tunnel_inner_unsupported: u64,
+    /// IPv4 headers with total length 0 (segmentation offload on the capturing host);
+    /// the captured length was used instead.
+    pub ipv4_zero_total_length: u64,
     /// Packets whose capture is shorter than their IP length (snap length).
     pub ip_payload_snapped: u64,
     truncated: [u64; Layer::ALL.len()],
@@ -101,6 +106,7 @@ impl DecodeCounters {
             ("fragments.pending", self.fragments_pending),
             ("fragments.reassembled", self.fragments_reassembled),
             ("fragments.expired", self.fragments_expired),
+            ("fragments.trimmed", self.fragments_trimmed),
             ("fragments.overlap", self.fragments_overlap),
             ("fragments.duplicate", self.fragments_duplicate),
             (
@@ -113,6 +119,7 @@ impl DecodeCounters {
             ("tunnels", self.tunnels),
             ("tunnels.depth_exceeded", self.tunnel_depth_exceeded),
             ("tunnels.inner_unsupported", self.tunnel_inner_unsupported),
+            ("ipv4_zero_total_length", self.ipv4_zero_total_length),
             ("ip_payload_snapped", self.ip_payload_snapped),
         ];
         let fixed = fixed.into_iter().map(|(n, c)| (Cow::Borrowed(n), c));

@@ -7,8 +7,9 @@
 //! - The final fragment (MF clear) fixes the length. A second final fragment that
 //!   disagrees, or data beyond the fixed end, is malformed: that fragment is dropped and
 //!   the datagram keeps waiting.
-//! - Non-final fragments must carry a multiple of 8 bytes (what the offset field can
-//!   express), and no datagram may exceed `max_frag_datagram_bytes`.
+//! - A non-final fragment whose length is not a multiple of 8 (the unit of the offset
+//!   field) is cut down to one, as Linux does; one with fewer than 8 bytes is malformed.
+//!   No datagram may exceed `max_frag_datagram_bytes`.
 //! - At the table cap or the byte budget new datagrams are refused and counted; nothing
 //!   is evicted except datagrams older than `frag_timeout` by packet time.
 //! - A datagram that collects more than `max_fragments_per_datagram` fragments is dropped
@@ -141,14 +142,20 @@ impl FragTable {
             // Part of the fragment was not captured; reassembling would invent bytes.
             return Err(DecodeError::truncated(Layer::Fragment));
         }
-        let data = dgram.payload;
+        let mut data = dgram.payload;
+        if frag.more {
+            if data.len() < 8 {
+                return Err(malformed("non_final_fragment_below_8_bytes"));
+            }
+            if !data.len().is_multiple_of(8) {
+                counters.fragments_trimmed += 1;
+                data = data.get(..data.len() & !7).unwrap_or_default();
+            }
+        }
         let start = frag.offset;
         let end = start + data.len();
         if end > limits.max_frag_datagram_bytes {
             return Err(malformed("datagram_too_big"));
-        }
-        if frag.more && (data.is_empty() || !data.len().is_multiple_of(8)) {
-            return Err(malformed("non_final_length_not_multiple_of_8"));
         }
         self.expire(now, limits.frag_timeout, counters);
 

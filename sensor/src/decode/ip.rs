@@ -54,6 +54,8 @@ pub(super) struct Datagram<'a> {
     pub(super) frag: Option<Frag>,
     /// The capture holds fewer bytes than the IP length says.
     pub(super) snapped: bool,
+    /// IPv4 total length was 0 (segmentation offload) and the capture length was used.
+    pub(super) zero_total: bool,
 }
 
 /// ```text
@@ -78,14 +80,22 @@ pub(super) fn ipv4(b: &[u8]) -> Result<Datagram<'_>, DecodeError> {
     if b.len() < header_len {
         return Err(trunc);
     }
-    let total = be16(b, 2).ok_or(trunc)?;
+    let frag_field = be16(b, 6).ok_or(trunc)?;
+    let mut total = be16(b, 2).ok_or(trunc)?;
+    let is_fragment = frag_field & (IPV4_MF | IPV4_OFFSET_MASK) != 0;
+    // Segmentation offload on the capturing host hands libpcap super-packets whose total
+    // length is 0 (Zeek copes the same way): the capture is the datagram. Never for a
+    // fragment, whose length must be exact.
+    let zero_total = total == 0 && !is_fragment;
+    if zero_total {
+        total = u16::try_from(b.len()).unwrap_or(u16::MAX);
+    }
     if usize::from(total) < header_len {
         return Err(DecodeError::malformed(
             Layer::Ipv4,
             "total_length_below_header",
         ));
     }
-    let frag_field = be16(b, 6).ok_or(trunc)?;
     let ttl = u8_at(b, 8).ok_or(trunc)?;
     let proto = u8_at(b, 9).ok_or(trunc)?;
     let src = Ipv4Addr::from(array::<4>(b, 12).ok_or(trunc)?);
@@ -109,6 +119,7 @@ pub(super) fn ipv4(b: &[u8]) -> Result<Datagram<'_>, DecodeError> {
         payload,
         frag,
         snapped: end < usize::from(total),
+        zero_total,
     })
 }
 
@@ -146,6 +157,7 @@ pub(super) fn ipv6<'a>(b: &'a [u8], limits: &DecodeLimits) -> Result<Datagram<'a
         payload: body.get(at..).unwrap_or_default(),
         frag,
         snapped: end < IPV6_HEADER + usize::from(plen),
+        zero_total: false,
     })
 }
 
@@ -229,6 +241,11 @@ mod tests {
         let b = v4(0x45, 1500, 0, 40);
         let d = ipv4(&b).unwrap();
         assert_eq!((d.payload.len(), d.snapped), (20, true));
+        // Total length 0 (segmentation offload): the capture is the datagram.
+        let b = v4(0x45, 0, 0x4000, 64);
+        let d = ipv4(&b).unwrap();
+        assert_eq!((d.ip_len, d.payload.len(), d.zero_total), (64, 44, true));
+        assert!(ipv4(&v4(0x45, 0, 0x2000, 64)).is_err());
         // Fragment fields.
         let b = v4(0x45, 28, 0x2003, 28);
         let d = ipv4(&b).unwrap();

@@ -466,15 +466,12 @@ mod tests {
 
     #[test]
     fn vlan_stack_records_outermost_id_and_is_bounded() {
+        // 802.1ad outer tag 100, 802.1Q 101, legacy 0x9100 102, then IPv4.
         let mut body = Vec::new();
-        for (i, ty) in [0x88a8u16, 0x8100, 0x9100].iter().enumerate() {
-            let _ = ty;
-            body.extend_from_slice(&(100 + i as u16).to_be_bytes());
-            body.extend_from_slice(&[0x81, 0x00]);
+        for (id, next) in [(100u16, 0x8100u16), (101, 0x9100), (102, 0x0800)] {
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&next.to_be_bytes());
         }
-        // Last tag says IPv4.
-        let n = body.len();
-        body[n - 2..].copy_from_slice(&[0x08, 0x00]);
         body.push(0x45);
         let f = eth(0x88a8, &body);
         let (r, vlan) = run(LinkType::ETHERNET, &f);
@@ -483,7 +480,7 @@ mod tests {
 
         // Deeper than the bound.
         let mut deep = Vec::new();
-        for _ in 0..DEFAULT_MAX_VLAN_TAGS_PLUS {
+        for _ in 0..=crate::decode::DEFAULT_MAX_VLAN_TAGS {
             deep.extend_from_slice(&[0x00, 0x05, 0x81, 0x00]);
         }
         let f = eth(0x8100, &deep);
@@ -497,7 +494,6 @@ mod tests {
             Err(DecodeError::truncated(Layer::Vlan))
         );
     }
-    const DEFAULT_MAX_VLAN_TAGS_PLUS: usize = super::super::DEFAULT_MAX_VLAN_TAGS + 1;
 
     #[test]
     fn mpls_walks_to_bottom_of_stack() {

@@ -403,6 +403,9 @@ fn decode_frame<'a>(
         if dgram.snapped {
             counters.ip_payload_snapped += 1;
         }
+        if dgram.zero_total {
+            counters.ipv4_zero_total_length += 1;
+        }
         let mut pkt = Packet {
             ts,
             src: dgram.src,
@@ -845,12 +848,15 @@ mod tests {
     fn inconsistent_fragments_are_malformed() {
         let dgram = udp(53, DATA40);
         let mut d = Decoder::default();
-        // Non-final fragment with a length that is not a multiple of 8.
-        let odd = ip4(17, 9, 0x2000, &[], &dgram[..13]);
-        assert!(matches!(
-            d.decode(228, T0, &odd),
-            Err(DecodeError::Malformed { .. })
-        ));
+        // Non-final fragment shorter than the 8-byte offset unit.
+        let tiny = ip4(17, 9, 0x2000, &[], &dgram[..7]);
+        assert_eq!(
+            d.decode(228, T0, &tiny),
+            Err(DecodeError::malformed(
+                Layer::Fragment,
+                "non_final_fragment_below_8_bytes"
+            ))
+        );
         // Two final fragments that disagree.
         let last = ip4(17, 9, 0x0004, &[], &dgram[32..]);
         let other = ip4(17, 9, 0x0005, &[], &dgram[32..]);
@@ -871,6 +877,19 @@ mod tests {
         let last = d.last_fragment().unwrap();
         assert_eq!((last.id, last.offset, last.more), (10, 0x1fff * 8, false));
         assert_eq!(last.dst, IpAddr::V4(Ipv4Addr::from(B)));
+    }
+
+    #[test]
+    fn odd_non_final_fragments_are_cut_to_a_multiple_of_8() {
+        let dgram = udp(53, DATA40);
+        let mut d = Decoder::default();
+        // 20 bytes with MF: the last 4 are dropped (Linux does the same); the next
+        // fragment supplies them.
+        let first = ip4(17, 12, 0x2000, &[], &dgram[..20]);
+        let rest = ip4(17, 12, 0x0002, &[], &dgram[16..]);
+        let (payload, _) = feed(&mut d, &[first, rest], &[0, 1]).expect("complete");
+        assert_eq!(payload, DATA40);
+        assert_eq!(d.counters().fragments_trimmed, 1);
     }
 
     #[test]
