@@ -125,6 +125,7 @@ impl DecodeCounters {
         let fixed = fixed.into_iter().map(|(n, c)| (Cow::Borrowed(n), c));
         let truncated = Layer::ALL
             .iter()
+            .filter(|l| self.truncated(**l) > 0)
             .map(|l| (Cow::Owned(format!("truncated.{l}")), self.truncated(*l)));
         let malformed = self
             .malformed
