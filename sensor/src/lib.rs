@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod condense;
 pub mod config;
+pub mod decode;
 pub mod detect;
 pub mod flow;
 pub mod metrics;
