@@ -17,5 +17,6 @@ pub mod metrics;
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]
 /// fan-out that counts every sink's failures and never lets one stop the sensor.
 pub mod output;
+pub mod pipeline;
 /// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
 pub mod proto;

@@ -260,12 +260,26 @@ fn trail_text(event: &Event) -> String {
                 EventKind::Host => ctx.http.as_ref().map(|h| h.host.as_str()),
                 _ => ctx.tls.as_ref().and_then(|t| t.sni.as_deref()),
             };
-            match observed.and_then(|o| o.strip_suffix(trail)?.strip_suffix('.')) {
-                Some(prefix) if !prefix.is_empty() && !trail.is_empty() => {
-                    format!("({prefix}).{trail}")
-                }
-                _ => trail.to_owned(),
+            let Some(observed) = observed.filter(|o| !o.is_empty()) else {
+                return trail.to_owned();
+            };
+            if trail.is_empty() || observed == trail {
+                return trail.to_owned();
             }
+            // A parent matched: `(www).evil.example`.
+            if let Some(prefix) = observed
+                .strip_suffix(trail)
+                .and_then(|p| p.strip_suffix('.'))
+                .filter(|p| !p.is_empty())
+            {
+                return format!("({prefix}).{trail}");
+            }
+            // A name wrapped by a gateway matched: `badsite.onion(.to)`.
+            if let Some(rest) = observed.strip_prefix(trail).filter(|r| r.starts_with('.')) {
+                return format!("{trail}({rest})");
+            }
+            // A pattern (wildcard trail) matched: Maltrail shows the name itself.
+            observed.to_owned()
         }
         EventKind::Url => {
             let Some(http) = &ctx.http else {
@@ -285,10 +299,24 @@ fn trail_text(event: &Event) -> String {
             Ok(sa) => addr_port(&format_addr(sa.ip()), sa.port()),
             Err(_) => trail.to_owned(),
         },
-        EventKind::Ip | EventKind::Cidr => match trail.parse::<Ipv6Addr>() {
-            Ok(v6) => compress_ipv6(&v6),
-            Err(_) => trail.to_owned(),
-        },
+        EventKind::Ip | EventKind::Cidr => {
+            let addr = match trail.parse::<Ipv6Addr>() {
+                Ok(v6) => compress_ipv6(&v6),
+                Err(_) => trail.to_owned(),
+            };
+            // The name the traffic was about, when there is one: `203.0.113.44 (host)`.
+            let name = ctx
+                .http
+                .as_ref()
+                .map(|h| h.host.as_str())
+                .or_else(|| ctx.dns.as_ref().map(|d| d.qname.as_str()))
+                .or_else(|| ctx.tls.as_ref().and_then(|t| t.sni.as_deref()))
+                .filter(|n| !n.is_empty() && *n != addr);
+            match name {
+                Some(name) => format!("{addr} ({name})"),
+                None => addr,
+            }
+        }
         _ => trail.to_owned(),
     }
 }
@@ -440,7 +468,12 @@ mod tests {
         e.trail = "potential sql injection".into();
         assert_eq!(maltrail_type(&e), "URL");
 
+        // An IP trail names the host the traffic was for, when known.
         e.kind = EventKind::Ip;
+        e.trail = "203.0.113.44".into();
+        assert_eq!(trail_text(&e), "203.0.113.44 (host.example)");
+
+        e.context = Context::default();
         e.src = "2001:db8::1".parse().unwrap();
         e.src_port = None;
         e.trail = "2001:0db8:0000:0000:0000:0000:0000:0001".into();
