@@ -397,3 +397,35 @@ fn generate_two_million_packets() {
     );
     assert_eq!(summary.packets, 2_000_000);
 }
+
+/// Samples the real Maltrail static trails, run by hand:
+/// `cargo test --release -p spoor-sensor sample_real_trail_folder -- --ignored --nocapture`
+#[test]
+#[ignore = "reads the 58 MB shared trail folder"]
+fn sample_real_trail_folder() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/maltrail/trails/static");
+    let started = Instant::now();
+    let listed = ListedIndicators::sample_trail_folder(&dir, 100, 1).unwrap();
+    println!(
+        "sampled in {:.2} s: {:?} ... {:?} ... {:?}",
+        started.elapsed().as_secs_f64(),
+        &listed.ips[..3],
+        &listed.domains[..3],
+        &listed.urls[..3]
+    );
+    assert_eq!(
+        listed,
+        ListedIndicators::sample_trail_folder(&dir, 100, 1).unwrap()
+    );
+    assert_eq!(
+        (listed.ips.len(), listed.domains.len(), listed.urls.len()),
+        (100, 100, 100)
+    );
+    let config = GeneratorConfig::new(1, 50_000).with_listed(listed);
+    let mut generator = Generator::new(&config);
+    while generator.next_frame().is_some() {}
+    let l = generator.summary().listed;
+    println!("{l:?}");
+    assert!(l.ip.flows > 0 && l.dns.flows + l.sni.flows > 0 && l.url.flows > 0);
+}

@@ -47,12 +47,13 @@ const UDP_SERVICE_PORTS: &[u16] = &[123, 1900, 3478, 500, 4500, 51820, 27015, 50
 /// One frame: its capture time and bytes (valid until the next call to `next_frame`).
 #[derive(Debug)]
 pub struct GeneratedFrame<'a> {
+    /// Capture time; strictly increasing from frame to frame.
     pub time: Micros,
+    /// The Ethernet frame.
     pub data: &'a [u8],
 }
 
 /// Produces the frames of a [`GeneratorConfig`], one at a time; see the module docs.
-#[derive(Debug)]
 pub struct Generator {
     rng: Rng,
     packets: u64,
@@ -75,6 +76,18 @@ pub struct Generator {
     open: Vec<Conversation>,
     buf: Vec<u8>,
     summary: GeneratedSummary,
+}
+
+impl std::fmt::Debug for Generator {
+    // The pools and filler blocks are large and say nothing; show progress instead.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("packets", &self.packets)
+            .field("produced", &self.summary.packets)
+            .field("open_conversations", &self.open.len())
+            .field("clock", &Micros(self.clock))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
