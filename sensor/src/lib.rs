@@ -12,6 +12,9 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+/// Deterministic benchmark captures: DNS, HTTP, TLS, UDP and ICMP conversations from a seed,
+/// with a known share of listed indicators.
+pub mod generator;
 pub mod metrics;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]
