@@ -31,6 +31,10 @@ enum Command {
     /// Compile the trail snapshot, look indicators up, show counts
     #[command(subcommand)]
     Trails(cmd::trails::TrailsCommand),
+    /// Watch interfaces or read capture files, and report what matches the trails
+    Sensor(cmd::sensor::SensorArgs),
+    /// Write a deterministic benchmark capture
+    Generate(cmd::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
         Command::Config(command) => cmd::config::run(&ctx, command),
         Command::Feeds(command) => cmd::feeds::run(&ctx, command),
         Command::Trails(command) => cmd::trails::run(&ctx, command),
+        Command::Sensor(args) => cmd::sensor::run(&ctx, args),
+        Command::Generate(args) => cmd::generate::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

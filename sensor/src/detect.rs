@@ -277,6 +277,34 @@ impl Detector {
                 found.push(event);
             }
         }
+        // A CNAME leading to a listed name is as bad as asking for it.
+        if response {
+            for answer in msg.answers() {
+                let dns::RData::Cname(target) = answer.data else {
+                    continue;
+                };
+                let Some(target) = target.as_str() else {
+                    continue;
+                };
+                if target.is_empty() || is_local_name(target) || store.is_whitelisted_domain(target)
+                {
+                    continue;
+                }
+                if let Some(NameHit { hit }) = lookup_name(store, target) {
+                    let ctx = Context {
+                        dns: Some(DnsContext {
+                            qname: target.to_string(),
+                            qtype: "CNAME".to_string(),
+                            rcode: rcode.clone(),
+                        }),
+                        ..Context::default()
+                    };
+                    let mut event = self.event(&view, EventKind::Dns, &hit, None, ctx);
+                    event.answers = answers.clone();
+                    found.push(event);
+                }
+            }
+        }
         // Answers pointing at listed addresses: the responder can block those.
         for addr in &answers {
             if let Some(hit) = store.lookup_ip(*addr) {

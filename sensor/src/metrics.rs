@@ -160,22 +160,62 @@ impl Snapshot {
     }
 }
 
-/// Where the packet loop publishes and readers read.
+/// Where packet loops publish and readers read. Each capture source publishes under its
+/// own name; readers see the sum.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsHub {
-    latest: Arc<Mutex<Snapshot>>,
+    latest: Arc<Mutex<BTreeMap<String, Snapshot>>>,
+}
+
+impl Snapshot {
+    /// Fold another source's counters into this one.
+    fn add(&mut self, o: &Snapshot) {
+        let packets_before = self.packets;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.capture_received += o.capture_received;
+        self.capture_dropped += o.capture_dropped;
+        self.capture_if_dropped += o.capture_if_dropped;
+        for (k, v) in &o.decode_errors {
+            *self.decode_errors.entry(k.clone()).or_default() += v;
+        }
+        self.packet_panics += o.packet_panics;
+        self.events += o.events;
+        self.events_folded += o.events_folded;
+        self.dns_messages += o.dns_messages;
+        self.http_requests += o.http_requests;
+        self.tls_client_hellos += o.tls_client_hellos;
+        for (k, v) in &o.saturations {
+            *self.saturations.entry(k.clone()).or_default() += v;
+        }
+        self.flows += o.flows;
+        // Weighted by packets: the cost of the average packet across sources.
+        if self.packets > 0 {
+            self.ns_per_packet = (self.ns_per_packet * packets_before as f64
+                + o.ns_per_packet * o.packets as f64)
+                / self.packets as f64;
+        }
+        self.trail_age_seconds = self.trail_age_seconds.max(o.trail_age_seconds);
+        self.trails = self.trails.max(o.trails);
+    }
 }
 
 impl MetricsHub {
-    pub fn publish(&self, s: Snapshot) {
-        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = s;
-    }
-
-    pub fn latest(&self) -> Snapshot {
+    pub fn publish(&self, source: &str, s: Snapshot) {
         self.latest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .insert(source.to_string(), s);
+    }
+
+    /// The sum over every source.
+    pub fn latest(&self) -> Snapshot {
+        let map = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        let mut total = Snapshot::default();
+        for s in map.values() {
+            total.add(s);
+        }
+        total
     }
 
     /// Serve `GET /metrics` on `addr` from a background thread.
@@ -262,10 +302,20 @@ mod tests {
     #[test]
     fn serves_metrics_on_loopback() {
         let hub = MetricsHub::default();
-        hub.publish(Snapshot {
-            packets: 42,
-            ..Snapshot::default()
-        });
+        hub.publish(
+            "a",
+            Snapshot {
+                packets: 40,
+                ..Snapshot::default()
+            },
+        );
+        hub.publish(
+            "b",
+            Snapshot {
+                packets: 2,
+                ..Snapshot::default()
+            },
+        );
         let addr = hub.serve("127.0.0.1:0".parse().unwrap()).unwrap();
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         stream

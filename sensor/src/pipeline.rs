@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use spoor_core::Event;
 use spoor_feeds::TrailHandle;
 
-use crate::capture::{CaptureError, CaptureSource, CaptureStats, Frame};
+use crate::capture::{CaptureError, CaptureSource, CaptureStats, Frame, Next};
 use crate::condense::Condenser;
 use crate::config::SensorConfig;
 use crate::decode::{DecodeError, DecodeLimits, Decoder};
@@ -136,14 +136,24 @@ impl Pipeline {
     ) -> Result<(), CaptureError> {
         self.name = source.name().to_string();
         while !stop.load(Ordering::Relaxed) {
-            let Some(frame) = source.next_frame()? else {
-                break;
-            };
-            self.process(&frame, sink);
-            if self.packets.is_multiple_of(CLOCK_CHECK_EVERY)
-                && let Some(s) = source.stats()
-            {
-                self.capture = s;
+            match source.next_frame()? {
+                Next::Frame(frame) => {
+                    self.process(&frame, sink);
+                    if self.packets.is_multiple_of(CLOCK_CHECK_EVERY)
+                        && let Some(s) = source.stats()
+                    {
+                        self.capture = s;
+                    }
+                }
+                Next::Idle => {
+                    // A quiet link: release what waited long enough by the wall clock.
+                    self.release_expired(wall_clock(), sink);
+                    if let Some(s) = source.stats() {
+                        self.capture = s;
+                    }
+                    self.tick();
+                }
+                Next::End => break,
             }
         }
         if let Some(s) = source.stats() {
@@ -183,7 +193,7 @@ impl Pipeline {
             self.ns_per_packet = cpu.saturating_sub(cpu0) as f64 / packets as f64;
             self.cpu_mark = (cpu, self.packets);
         }
-        self.metrics.publish(self.snapshot());
+        self.metrics.publish(&self.name, self.snapshot());
     }
 
     /// The counters as of now.
@@ -235,4 +245,11 @@ impl Pipeline {
             trails: meta.counts.values().sum(),
         }
     }
+}
+
+fn wall_clock() -> spoor_core::Micros {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    spoor_core::Micros(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

@@ -10,6 +10,8 @@
 
 pub(crate) mod config;
 pub(crate) mod feeds;
+pub(crate) mod generate;
+pub(crate) mod sensor;
 pub(crate) mod trails;
 
 use std::path::PathBuf;

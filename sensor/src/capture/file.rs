@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CaptureError, CaptureSource, CaptureStats, Frame, micros_of};
+use super::{CaptureError, CaptureSource, CaptureStats, Frame, Next, micros_of};
 
 /// A file that could not be read, or stopped being readable part-way.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,11 +93,11 @@ impl CaptureSource for FileCapture {
         &self.name
     }
 
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+    fn next_frame(&mut self) -> Result<Next<'_>, CaptureError> {
         loop {
             let Some((cap, linktype, _, frames)) = self.current.as_mut() else {
                 if !self.open_next() {
-                    return Ok(None);
+                    return Ok(Next::End);
                 }
                 continue;
             };
@@ -115,7 +115,7 @@ impl CaptureSource for FileCapture {
                     // the borrow straight from inside this loop is a case today's borrow
                     // checker cannot prove.)
                     let data = unsafe { &*data };
-                    return Ok(Some(Frame {
+                    return Ok(Next::Frame(Frame {
                         ts,
                         linktype,
                         data,

@@ -1,6 +1,6 @@
 //! Live capture on one interface through libpcap.
 
-use super::{CaptureError, CaptureSource, CaptureStats, Frame, micros_of};
+use super::{CaptureError, CaptureSource, CaptureStats, Frame, Next, micros_of};
 
 /// How to open an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,37 +96,33 @@ impl CaptureSource for LiveCapture {
         &self.iface
     }
 
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        loop {
-            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
-                return Ok(None);
-            }
-            let outcome = match self.cap.next_packet() {
-                Ok(packet) => {
-                    let ts = micros_of(packet.header);
-                    let wire_len = packet.header.len;
-                    let data: *const [u8] = packet.data;
-                    // SAFETY: as in `FileCapture::next_frame`: libpcap's buffer stays
-                    // valid until the next read, and the frame borrows `self` until then.
-                    let data = unsafe { &*data };
-                    return Ok(Some(Frame {
-                        ts,
-                        linktype: self.linktype,
-                        data,
-                        wire_len,
-                    }));
-                }
-                Err(pcap::Error::TimeoutExpired) => None,
-                Err(pcap::Error::NoMorePackets) => return Ok(None),
-                Err(e) => Some(e),
-            };
-            if let Some(e) = outcome {
-                return Err(CaptureError::Read {
-                    iface: self.iface.clone(),
-                    reason: e.to_string(),
-                });
-            }
+    fn next_frame(&mut self) -> Result<Next<'_>, CaptureError> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(Next::End);
         }
+        let failure = match self.cap.next_packet() {
+            Ok(packet) => {
+                let ts = micros_of(packet.header);
+                let wire_len = packet.header.len;
+                let data: *const [u8] = packet.data;
+                // SAFETY: as in `FileCapture::next_frame`: libpcap's buffer stays valid
+                // until the next read, and the frame borrows `self` until then.
+                let data = unsafe { &*data };
+                return Ok(Next::Frame(Frame {
+                    ts,
+                    linktype: self.linktype,
+                    data,
+                    wire_len,
+                }));
+            }
+            Err(pcap::Error::TimeoutExpired) => return Ok(Next::Idle),
+            Err(pcap::Error::NoMorePackets) => return Ok(Next::End),
+            Err(e) => e,
+        };
+        Err(CaptureError::Read {
+            iface: self.iface.clone(),
+            reason: failure.to_string(),
+        })
     }
 
     fn stats(&mut self) -> Option<CaptureStats> {

@@ -55,12 +55,23 @@ pub enum CaptureError {
     Read { iface: String, reason: String },
 }
 
+/// What a source has next.
+#[derive(Debug, Clone, Copy)]
+pub enum Next<'a> {
+    Frame(Frame<'a>),
+    /// Nothing arrived within the read timeout (a quiet live link): a chance to release
+    /// held events and check for shutdown.
+    Idle,
+    /// The input ended (files) or the source was stopped.
+    End,
+}
+
 /// A source of frames.
 pub trait CaptureSource {
     /// A name for logs and stats (`eth0`, `capture.pcap`).
     fn name(&self) -> &str;
-    /// The next frame; `Ok(None)` at the end of the input (files) or when stopped.
-    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError>;
+    /// The next frame, an idle tick, or the end.
+    fn next_frame(&mut self) -> Result<Next<'_>, CaptureError>;
     /// Counters, when the source keeps any.
     fn stats(&mut self) -> Option<CaptureStats>;
 }

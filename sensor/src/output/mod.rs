@@ -78,7 +78,7 @@ pub enum OutputError {
 }
 
 impl OutputError {
-    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> OutputError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> OutputError {
         OutputError::Io {
             what: what.into(),
             source,
