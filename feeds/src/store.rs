@@ -17,7 +17,7 @@ use spoor_core::indicator::canonical_ip;
 use spoor_core::{Indicator, Severity, TrailKind};
 
 use crate::snapshot::hash::{
-    DomainFilter, TableEntry, TableHeader, TableView, for_each_suffix, key_hash,
+    KeyFilter, TableEntry, TableHeader, TableView, for_each_suffix, key_hash,
 };
 use crate::snapshot::ranges::{
     EXACT_BITMAP_WORDS, Entry4, Entry6, ExactSlot, NONE, find, find_exact_v4, find_v4,
@@ -63,9 +63,10 @@ struct Views<'a> {
     v6_values: &'a [u32],
     v6_entries: &'a [Entry6],
     ipport4: &'a [IpPort4Rec],
+    ipport4_filter: KeyFilter<'a>,
     ipport6: &'a [IpPort6Rec],
     domains: TableView<'a>,
-    domain_filter: DomainFilter<'a>,
+    domain_filter: KeyFilter<'a>,
     urls: TableView<'a>,
     paths: TableView<'a>,
     ja4: TableView<'a>,
@@ -97,7 +98,7 @@ fn pattern_builder<S: AsRef<str>>(patterns: &[S]) -> RegexSetBuilder {
 }
 
 /// Memory a compiled pattern set (and its lazy DFA cache) may use.
-const PATTERN_SIZE_LIMIT: usize = 32 << 20;
+const PATTERN_SIZE_LIMIT: usize = 8 << 20;
 
 /// A loaded, immutable trail snapshot.
 pub struct TrailStore {
@@ -363,10 +364,13 @@ impl TrailStore {
             v6_values: cast(p, "v6 values", get(Section::V6Values))?,
             v6_entries: cast(p, "v6 entries", get(Section::V6Entries))?,
             ipport4: cast(p, "ip:port v4", get(Section::IpPort4))?,
+            ipport4_filter: KeyFilter {
+                words: cast(p, "ip:port v4 filter", get(Section::IpPort4Filter))?,
+            },
             ipport6: cast(p, "ip:port v6", get(Section::IpPort6))?,
             domains: table(p, "domains", get(Section::Domains))?,
-            domain_filter: DomainFilter {
-                words: cast(p, "domain filter", get(Section::DomainFilter))?,
+            domain_filter: KeyFilter {
+                words: cast(p, "domain filter", get(Section::KeyFilter))?,
             },
             urls: table(p, "urls", get(Section::Urls))?,
             paths: table(p, "paths", get(Section::Paths))?,
@@ -609,6 +613,14 @@ impl TrailStore {
     pub fn has_ip_port_trails(&self, ip: IpAddr) -> bool {
         match canonical_ip(ip) {
             IpAddr::V4(v4) => {
+                if !self
+                    .views
+                    .ipport4_filter
+                    .check(key_hash(&v4.octets()))
+                    .maybe_trail
+                {
+                    return false;
+                }
                 let base = u64::from(u32::from(v4)) << 16;
                 let t = self.views.ipport4;
                 let i = t.partition_point(|r| r.key < base);

@@ -46,7 +46,7 @@ pub struct RawSensor {
     pub condense_window: Duration,
     /// Flows tracked at most. Default 262144.
     pub max_flows: usize,
-    /// A flow idle this long is forgotten. Default 2m.
+    /// A flow idle this long is forgotten. Default 60s.
     pub flow_timeout: Duration,
     /// How often the stats line is logged. Default 60s.
     pub stats_interval: Duration,

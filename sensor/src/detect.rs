@@ -94,6 +94,7 @@ pub struct Detector {
     ids: IdGen,
     ignore: Vec<IgnoreRule>,
     tls_scratch: Vec<u8>,
+    url_buf: String,
     pub counters: DetectCounters,
 }
 
@@ -116,6 +117,7 @@ impl Detector {
             ids: IdGen::new(),
             ignore,
             tls_scratch: Vec::new(),
+            url_buf: String::new(),
             counters: DetectCounters::default(),
         }
     }
@@ -132,6 +134,10 @@ impl Detector {
         let mut context = Context::default();
         let mut skip_ip_check = false;
 
+        // Protocol context is kept only when an address matched (to annotate that event);
+        // name hits build their own. Most packets build none and allocate nothing.
+        let address_hit = self.addresses_hit(&store, p);
+        let keep = address_hit;
         let on_dns_port = DNS_PORTS.contains(&p.src_port) || DNS_PORTS.contains(&p.dst_port);
         if !p.payload.is_empty() {
             if p.proto == Proto::UDP && on_dns_port {
@@ -140,6 +146,7 @@ impl Detector {
                     p,
                     p.payload,
                     false,
+                    keep,
                     &mut context,
                     &mut skip_ip_check,
                     &mut found,
@@ -152,26 +159,30 @@ impl Detector {
                             p,
                             message,
                             true,
+                            keep,
                             &mut context,
                             &mut skip_ip_check,
                             &mut found,
                         );
                     }
                 } else if let Ok(request) = http::parse_request(p.payload) {
-                    self.http(&store, p, &request, &mut context, &mut found);
+                    self.http(&store, p, &request, keep, &mut context, &mut found);
                 } else if p.payload.first() == Some(&22) {
                     self.tls(&store, p, &mut context, &mut found);
                 }
             }
         }
 
-        if !skip_ip_check {
+        // Address trails are looked up on every packet (a few nanoseconds each, cheaper
+        // than a flow lookup); only a packet that hits consults the flow table, so that a
+        // flow is reported once per direction however long it runs.
+        if !skip_ip_check && address_hit {
             let (key, dir) = FlowKey::new(p.src, p.src_port, p.dst, p.dst_port, p.proto.0);
-            let check = match self.flows.touch(key, p.ts) {
+            let first = match self.flows.touch(key, p.ts) {
                 FlowSlot::Tracked(flow) => flow.check_once(dir),
                 FlowSlot::Untracked => true,
             };
-            if check {
+            if first {
                 self.addresses(&store, p, &context, &mut found);
             }
         }
@@ -188,6 +199,19 @@ impl Detector {
             self.counters.events += 1;
             emit(event);
         }
+    }
+
+    /// Whether either end of the packet matches an IP, CIDR or IP:port trail.
+    #[inline]
+    fn addresses_hit(&self, store: &TrailStore, p: &PacketView<'_>) -> bool {
+        [(p.dst, p.dst_port), (p.src, p.src_port)]
+            .into_iter()
+            .any(|(ip, port)| {
+                store.lookup_ip(ip).is_some()
+                    || (port != 0
+                        && store.has_ip_port_trails(ip)
+                        && store.lookup_ip_port(ip, port).is_some())
+            })
     }
 
     /// IP, CIDR and IP:port trails for both ends of the packet.
@@ -223,6 +247,7 @@ impl Detector {
         p: &PacketView<'_>,
         message: &[u8],
         over_tcp: bool,
+        keep: bool,
         context: &mut Context,
         skip_ip_check: &mut bool,
         found: &mut Vec<Event>,
@@ -251,13 +276,13 @@ impl Detector {
             if name.is_empty() {
                 continue;
             }
-            let dns_context = DnsContext {
+            let dns_context = || DnsContext {
                 qname: name.to_string(),
                 qtype: q.qtype.to_string(),
                 rcode: rcode.clone(),
             };
-            if context.dns.is_none() {
-                context.dns = Some(dns_context.clone());
+            if keep && context.dns.is_none() {
+                context.dns = Some(dns_context());
             }
             // Reverse and AAAA lookups go to any resolver, listed or not: Maltrail leaves
             // them out of the resolver's IP check, and so does Spoor.
@@ -269,7 +294,7 @@ impl Detector {
             }
             if let Some(NameHit { hit }) = lookup_name(store, name) {
                 let ctx = Context {
-                    dns: Some(dns_context.clone()),
+                    dns: Some(dns_context()),
                     ..Context::default()
                 };
                 let mut event = self.event(&view, EventKind::Dns, &hit, None, ctx);
@@ -321,44 +346,44 @@ impl Detector {
         store: &TrailStore,
         p: &PacketView<'_>,
         request: &http::HttpRequest<'_>,
+        keep: bool,
         context: &mut Context,
         found: &mut Vec<Event>,
     ) {
         self.counters.http_requests += 1;
-        let host = request
-            .host
-            .as_ref()
-            .and_then(|h| h.as_str())
-            .unwrap_or("")
-            .to_string();
-        let uri = String::from_utf8_lossy(request.uri).into_owned();
-        let user_agent = request
-            .user_agent
-            .map(|ua| String::from_utf8_lossy(ua).into_owned());
-        let http_context = HttpContext {
+        let host = request.host.as_ref().and_then(|h| h.as_str()).unwrap_or("");
+        let uri = String::from_utf8_lossy(request.uri);
+        let user_agent = request.user_agent.map(String::from_utf8_lossy);
+        let http_context = || HttpContext {
             method: request.method.to_string(),
-            host: host.clone(),
-            uri: uri.clone(),
-            user_agent: user_agent.clone(),
+            host: host.to_string(),
+            uri: uri.to_string(),
+            user_agent: user_agent.as_ref().map(|u| u.to_string()),
             xff: request
                 .x_forwarded_for
                 .map(|x| String::from_utf8_lossy(x).into_owned()),
         };
-        context.http = Some(http_context.clone());
+        if keep {
+            context.http = Some(http_context());
+        }
         let ctx = || Context {
-            http: Some(http_context.clone()),
+            http: Some(http_context()),
             ..Context::default()
         };
         let host_is_ip = host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok();
         if !host.is_empty()
             && !host_is_ip
-            && !is_local_name(&host)
-            && !store.is_whitelisted_domain(&host)
-            && let Some(NameHit { hit }) = lookup_name(store, &host)
+            && !is_local_name(host)
+            && !store.is_whitelisted_domain(host)
+            && let Some(NameHit { hit }) = lookup_name(store, host)
         {
             found.push(self.event(p, EventKind::Host, &hit, Some(p.dst), ctx()));
         }
-        let url = format!("{host}{uri}");
+        // host + uri in a reused buffer: no allocation per request.
+        let mut url = std::mem::take(&mut self.url_buf);
+        url.clear();
+        url.push_str(host);
+        url.push_str(&uri);
         if let Some(hit) = store.lookup_url(&url) {
             let kind = if hit.kind == spoor_core::TrailKind::Path {
                 EventKind::Path
@@ -367,6 +392,7 @@ impl Detector {
             };
             found.push(self.event(p, kind, &hit, Some(p.dst), ctx()));
         }
+        self.url_buf = url;
         if let Some(ua) = &user_agent
             && let Some(hit) = store.match_user_agent(ua)
         {

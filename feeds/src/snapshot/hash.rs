@@ -225,7 +225,7 @@ impl<'a> TableView<'a> {
 /// right: no longer suffix can be a trail. Only suffixes that may be trails are probed in
 /// the table, which gives the exact answer; false positives (a few %) cost one probe.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct DomainFilter<'a> {
+pub(crate) struct KeyFilter<'a> {
     pub(crate) words: &'a [u64],
 }
 
@@ -268,7 +268,7 @@ pub(crate) struct FilterAnswer {
     pub(crate) maybe_trail: bool,
 }
 
-impl DomainFilter<'_> {
+impl KeyFilter<'_> {
     #[inline(always)]
     pub(crate) fn check(&self, hash: u64) -> FilterAnswer {
         if self.words.is_empty() {

@@ -227,6 +227,18 @@ pub(crate) fn encode_with_meta(set: &TrailSet, created: u64) -> (Vec<u8>, Snapsh
         })
         .collect();
     sections.push((Section::IpPort4, bytemuck::cast_slice(&ipport4).to_vec()));
+    // Which addresses have any IP:port trail: most addresses have none, and the filter
+    // answers that from cache instead of a binary search over every IP:port trail.
+    let mut port_ips: Vec<(u64, bool)> = set
+        .ipport4
+        .iter()
+        .map(|(key, _)| (key_hash(&((key >> 16) as u32).to_be_bytes()), true))
+        .collect();
+    port_ips.dedup();
+    sections.push((
+        Section::IpPort4Filter,
+        bytemuck::cast_slice(&build_filter(&port_ips)).to_vec(),
+    ));
     let ipport6: Vec<IpPort6Rec> = set
         .ipport6
         .iter()
@@ -266,7 +278,7 @@ pub(crate) fn encode_with_meta(set: &TrailSet, created: u64) -> (Vec<u8>, Snapsh
             keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             keys.dedup_by_key(|k| k.0);
             sections.push((
-                Section::DomainFilter,
+                Section::KeyFilter,
                 bytemuck::cast_slice(&build_filter(&keys)).to_vec(),
             ));
         }
