@@ -222,8 +222,14 @@ impl Detector {
         context: &Context,
         found: &mut Vec<Event>,
     ) {
-        for (ip, port) in [(p.dst, p.dst_port), (p.src, p.src_port)] {
-            if let Some(hit) = store.lookup_ip(ip) {
+        for (end, (ip, port)) in [(p.dst, p.dst_port), (p.src, p.src_port)]
+            .into_iter()
+            .enumerate()
+        {
+            // A packet from a host to itself (loopback captures, LAND) is one match of
+            // its address, not two.
+            let same_as_dst = end == 1 && p.src == p.dst;
+            if !same_as_dst && let Some(hit) = store.lookup_ip(ip) {
                 let kind = if hit.kind == spoor_core::TrailKind::Cidr {
                     EventKind::Cidr
                 } else {
