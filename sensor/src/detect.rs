@@ -267,13 +267,16 @@ impl Detector {
         };
         self.counters.dns_messages += 1;
         let response = msg.header.is_response();
-        let rcode = response.then(|| msg.header.rcode().to_string());
+        let rcode_of = || response.then(|| msg.header.rcode().to_string());
         // A response is reported the way round the query went: client → resolver.
         let view = if response { flip(p) } else { *p };
-        let answers: Vec<IpAddr> = if response {
-            msg.answer_addrs().take(16).collect()
-        } else {
-            Vec::new()
+        // Collected only when something is reported: most responses match nothing.
+        let answers = || -> Vec<IpAddr> {
+            if response {
+                msg.answer_addrs().take(16).collect()
+            } else {
+                Vec::new()
+            }
         };
         for q in msg.questions() {
             let Some(name) = q.name.as_str() else {
@@ -285,7 +288,7 @@ impl Detector {
             let dns_context = || DnsContext {
                 qname: name.to_string(),
                 qtype: q.qtype.to_string(),
-                rcode: rcode.clone(),
+                rcode: rcode_of(),
             };
             if keep && context.dns.is_none() {
                 context.dns = Some(dns_context());
@@ -304,7 +307,7 @@ impl Detector {
                     ..Context::default()
                 };
                 let mut event = self.event(&view, EventKind::Dns, &hit, None, ctx);
-                event.answers = answers.clone();
+                event.answers = answers();
                 found.push(event);
             }
         }
@@ -326,18 +329,19 @@ impl Detector {
                         dns: Some(DnsContext {
                             qname: target.to_string(),
                             qtype: "CNAME".to_string(),
-                            rcode: rcode.clone(),
+                            rcode: rcode_of(),
                         }),
                         ..Context::default()
                     };
                     let mut event = self.event(&view, EventKind::Dns, &hit, None, ctx);
-                    event.answers = answers.clone();
+                    event.answers = answers();
                     found.push(event);
                 }
             }
         }
         // Answers pointing at listed addresses: the responder can block those.
-        for addr in &answers {
+        for addr in msg.answer_addrs().take(16) {
+            let addr = &addr;
             if let Some(hit) = store.lookup_ip(*addr) {
                 let mut event =
                     self.event(&view, EventKind::Ip, &hit, Some(*addr), context.clone());

@@ -1,7 +1,11 @@
 //! Reading pcap and pcapng files, several in order.
+//!
+//! Classic pcap files are walked in a memory mapping (no copies; see [`super::mapped`]);
+//! pcapng and anything else libpcap understands is read through libpcap.
 
 use std::path::{Path, PathBuf};
 
+use super::mapped::MappedPcap;
 use super::{CaptureError, CaptureSource, CaptureStats, Frame, Next, micros_of};
 
 /// A file that could not be read, or stopped being readable part-way.
@@ -13,11 +17,22 @@ pub struct FileProblem {
     pub frames: u64,
 }
 
+enum Reader {
+    Mapped(MappedPcap),
+    Libpcap(pcap::Capture<pcap::Offline>, i32),
+}
+
+struct Current {
+    reader: Reader,
+    path: PathBuf,
+    frames: u64,
+}
+
 /// Reads the given files one after another.
 pub struct FileCapture {
     paths: Vec<PathBuf>,
     next: usize,
-    current: Option<(pcap::Capture<pcap::Offline>, i32, PathBuf, u64)>,
+    current: Option<Current>,
     name: String,
     problems: Vec<FileProblem>,
     frames: u64,
@@ -63,10 +78,13 @@ impl FileCapture {
             let path = self.paths[self.next].clone();
             self.next += 1;
             match open(&path) {
-                Ok(cap) => {
-                    let linktype = cap.get_datalink().0;
+                Ok(reader) => {
                     self.name = path.display().to_string();
-                    self.current = Some((cap, linktype, path, 0));
+                    self.current = Some(Current {
+                        reader,
+                        path,
+                        frames: 0,
+                    });
                     return true;
                 }
                 Err(reason) => {
@@ -83,9 +101,15 @@ impl FileCapture {
     }
 }
 
-fn open(path: &Path) -> Result<pcap::Capture<pcap::Offline>, String> {
+fn open(path: &Path) -> Result<Reader, String> {
+    if let Some(mapped) = MappedPcap::open(path)? {
+        return Ok(Reader::Mapped(mapped));
+    }
     // Microsecond timestamps whatever the file holds (nanosecond pcaps, pcapng).
-    pcap::Capture::from_file_with_precision(path, pcap::Precision::Micro).map_err(|e| e.to_string())
+    let cap = pcap::Capture::from_file_with_precision(path, pcap::Precision::Micro)
+        .map_err(|e| e.to_string())?;
+    let linktype = cap.get_datalink().0;
+    Ok(Reader::Libpcap(cap, linktype))
 }
 
 impl CaptureSource for FileCapture {
@@ -95,46 +119,67 @@ impl CaptureSource for FileCapture {
 
     fn next_frame(&mut self) -> Result<Next<'_>, CaptureError> {
         loop {
-            let Some((cap, linktype, _, frames)) = self.current.as_mut() else {
+            let Some(current) = self.current.as_mut() else {
                 if !self.open_next() {
                     return Ok(Next::End);
                 }
                 continue;
             };
-            let problem = match cap.next_packet() {
-                Ok(packet) => {
-                    let ts = micros_of(packet.header);
-                    let wire_len = packet.header.len;
-                    let data: *const [u8] = packet.data;
-                    let linktype = *linktype;
-                    *frames += 1;
-                    self.frames += 1;
-                    // SAFETY: the bytes live in libpcap's buffer for this capture, which is
-                    // neither read again nor closed before the next call to `next_frame`,
-                    // and the returned frame borrows `self` mutably until then. (Returning
-                    // the borrow straight from inside this loop is a case today's borrow
-                    // checker cannot prove.)
-                    let data = unsafe { &*data };
-                    return Ok(Next::Frame(Frame {
-                        ts,
-                        linktype,
-                        data,
-                        wire_len,
-                    }));
-                }
-                Err(pcap::Error::NoMorePackets) => None,
-                Err(e) => Some(e.to_string()),
+            let problem = match &mut current.reader {
+                Reader::Mapped(m) => match m.next() {
+                    Ok(Some(frame)) => {
+                        current.frames += 1;
+                        self.frames += 1;
+                        let (ts, linktype, wire_len) = (frame.ts, frame.linktype, frame.wire_len);
+                        let data: *const [u8] = frame.data;
+                        // SAFETY: the bytes are in the mapping owned by `self.current`,
+                        // which is neither dropped nor moved before the next call; the frame
+                        // borrows `self` mutably until then. (Returning the borrow straight
+                        // from inside this loop is a case the borrow checker cannot prove.)
+                        let data = unsafe { &*data };
+                        return Ok(Next::Frame(Frame {
+                            ts,
+                            linktype,
+                            data,
+                            wire_len,
+                        }));
+                    }
+                    Ok(None) => None,
+                    Err(reason) => Some(reason),
+                },
+                Reader::Libpcap(cap, linktype) => match cap.next_packet() {
+                    Ok(packet) => {
+                        let ts = micros_of(packet.header);
+                        let wire_len = packet.header.len;
+                        let data: *const [u8] = packet.data;
+                        let linktype = *linktype;
+                        current.frames += 1;
+                        self.frames += 1;
+                        // SAFETY: libpcap keeps the bytes in its buffer for this capture,
+                        // which is neither read again nor closed before the next call.
+                        let data = unsafe { &*data };
+                        return Ok(Next::Frame(Frame {
+                            ts,
+                            linktype,
+                            data,
+                            wire_len,
+                        }));
+                    }
+                    Err(pcap::Error::NoMorePackets) => None,
+                    Err(e) => Some(e.to_string()),
+                },
             };
-            let (_, _, path, frames) = self.current.take().expect("current file is open");
+            let done = self.current.take().expect("current file is open");
             if let Some(reason) = problem {
                 tracing::error!(
-                    file = %path.display(),
-                    "capture file ends badly after {frames} frames: {reason}"
+                    file = %done.path.display(),
+                    "capture file ends badly after {} frames: {reason}",
+                    done.frames
                 );
                 self.problems.push(FileProblem {
-                    path,
+                    path: done.path,
                     reason,
-                    frames,
+                    frames: done.frames,
                 });
             }
         }

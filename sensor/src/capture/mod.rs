@@ -7,6 +7,7 @@
 
 mod file;
 mod live;
+mod mapped;
 
 pub use file::{FileCapture, FileProblem};
 pub use live::{
