@@ -23,6 +23,7 @@ pub struct Snapshot {
     pub decode_errors: BTreeMap<String, u64>,
     /// Packets whose processing panicked (a parser bug costs that packet only).
     pub packet_panics: u64,
+    /// Detections, every occurrence (those folded into an earlier event included).
     pub events: u64,
     pub events_folded: u64,
     pub dns_messages: u64,
@@ -122,7 +123,7 @@ impl Snapshot {
         metric(
             "events_total",
             "counter",
-            "Events reported.",
+            "Detections reported, each occurrence counted (events_folded_total of them were folded into an earlier event).",
             &one(self.events),
         );
         metric(

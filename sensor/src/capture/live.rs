@@ -1,4 +1,9 @@
 //! Live capture on one interface through libpcap.
+//!
+//! The handle is non-blocking and the wait is ours (`poll` on its descriptor, bounded by
+//! the read timeout): libpcap's own blocking read on Linux (TPACKET_V2, immediate mode)
+//! keeps polling past its timeout until a frame arrives, so a quiet link would never
+//! report [`Next::Idle`] (held events stay held) and never see the stop flag.
 
 use super::{CaptureError, CaptureSource, CaptureStats, Frame, Next, micros_of};
 
@@ -15,7 +20,8 @@ pub struct LiveOptions {
     pub immediate: bool,
     /// BPF filter expression (`tcp or udp`); empty for everything.
     pub filter: String,
-    /// How long a read may wait before the loop checks for shutdown, in milliseconds.
+    /// How long a read may wait for a frame before reporting [`Next::Idle`] (releasing
+    /// held events, checking for shutdown), in milliseconds.
     pub read_timeout_ms: i32,
 }
 
@@ -41,6 +47,7 @@ pub struct LiveCapture {
     iface: String,
     cap: pcap::Capture<pcap::Active>,
     linktype: i32,
+    read_timeout_ms: i32,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -72,6 +79,7 @@ impl LiveCapture {
             .immediate_mode(options.immediate)
             .timeout(options.read_timeout_ms)
             .open()
+            .and_then(pcap::Capture::setnonblock)
             .map_err(open_err)?;
         if !options.filter.trim().is_empty() {
             cap.filter(&options.filter, true)
@@ -86,8 +94,24 @@ impl LiveCapture {
             iface: iface.to_string(),
             cap,
             linktype,
+            read_timeout_ms: options.read_timeout_ms,
             stop,
         })
+    }
+}
+
+impl LiveCapture {
+    /// Block until the capture descriptor is readable, the read timeout passes, or a
+    /// signal arrives (all three just end the wait).
+    fn wait_readable(&self) {
+        use std::os::fd::AsRawFd as _;
+        let mut fds = libc::pollfd {
+            fd: self.cap.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `fds` is one valid, writable pollfd for the duration of the call.
+        unsafe { libc::poll(&mut fds, 1, self.read_timeout_ms) };
     }
 }
 
@@ -115,7 +139,12 @@ impl CaptureSource for LiveCapture {
                     wire_len,
                 }));
             }
-            Err(pcap::Error::TimeoutExpired) => return Ok(Next::Idle),
+            Err(pcap::Error::TimeoutExpired) => {
+                // Nothing buffered. Wait for the next frame up to the read timeout; a frame
+                // arriving ends the wait early and is read by the next call.
+                self.wait_readable();
+                return Ok(Next::Idle);
+            }
             Err(pcap::Error::NoMorePackets) => return Ok(Next::End),
             Err(e) => e,
         };
