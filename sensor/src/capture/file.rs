@@ -1,11 +1,12 @@
 //! Reading pcap and pcapng files, several in order.
 //!
-//! Classic pcap files are walked in a memory mapping (no copies; see [`super::mapped`]);
-//! pcapng and anything else libpcap understands is read through libpcap.
+//! Classic pcap files are read without libpcap (one copy, into a buffer that stays in
+//! cache; see [`super::classic`]); pcapng and anything else libpcap understands is read
+//! through libpcap.
 
 use std::path::{Path, PathBuf};
 
-use super::mapped::MappedPcap;
+use super::classic::ClassicPcap;
 use super::{CaptureError, CaptureSource, CaptureStats, Frame, Next, micros_of};
 
 /// A file that could not be read, or stopped being readable part-way.
@@ -18,7 +19,7 @@ pub struct FileProblem {
 }
 
 enum Reader {
-    Mapped(MappedPcap),
+    Mapped(ClassicPcap),
     Libpcap(pcap::Capture<pcap::Offline>, i32),
 }
 
@@ -102,7 +103,7 @@ impl FileCapture {
 }
 
 fn open(path: &Path) -> Result<Reader, String> {
-    if let Some(mapped) = MappedPcap::open(path)? {
+    if let Some(mapped) = ClassicPcap::open(path)? {
         return Ok(Reader::Mapped(mapped));
     }
     // Microsecond timestamps whatever the file holds (nanosecond pcaps, pcapng).
@@ -132,7 +133,7 @@ impl CaptureSource for FileCapture {
                         self.frames += 1;
                         let (ts, linktype, wire_len) = (frame.ts, frame.linktype, frame.wire_len);
                         let data: *const [u8] = frame.data;
-                        // SAFETY: the bytes are in the mapping owned by `self.current`,
+                        // SAFETY: the bytes are in the read buffer owned by `self.current`,
                         // which is neither dropped nor moved before the next call; the frame
                         // borrows `self` mutably until then. (Returning the borrow straight
                         // from inside this loop is a case the borrow checker cannot prove.)

@@ -5,9 +5,9 @@
 //! is reported and skipped, the others are still read); [`LiveCapture`] reads an interface
 //! through libpcap (promiscuous mode, BPF filter, snaplen, buffer size, immediate mode).
 
+mod classic;
 mod file;
 mod live;
-mod mapped;
 
 pub use file::{FileCapture, FileProblem};
 pub use live::{

@@ -1,9 +1,10 @@
-//! Classic pcap files read straight from a memory mapping.
+//! Classic pcap files read without libpcap.
 //!
 //! libpcap reads a file through stdio: the kernel copies each block into stdio's buffer
 //! and libpcap copies it again. For the classic pcap format (by far the most common for
-//! offline analysis) the records are simply walked in the mapped file instead, with no
-//! copy at all. pcapng and anything else still goes through libpcap.
+//! offline analysis) the records are walked in one reusable buffer instead, filled with
+//! large `read`s: one copy, into a buffer small enough to stay in cache. pcapng and
+//! anything else still goes through libpcap.
 //!
 //! Layout (all fields in the writer's byte order, told by the magic):
 //!
@@ -12,6 +13,7 @@
 //! record         ts_sec u32 | ts_frac u32 (µs, or ns for the nanosecond magic) | incl_len u32 | orig_len u32 | data
 //! ```
 
+use std::io::Read;
 use std::path::Path;
 
 use spoor_core::Micros;
@@ -24,23 +26,26 @@ const GLOBAL_HEADER: usize = 24;
 const RECORD_HEADER: usize = 16;
 /// Largest record accepted: libpcap's own limit for a captured frame (256 KiB).
 const MAX_RECORD: usize = 262_144;
-/// Pages behind the read position are handed back in steps of this size, so a large file
-/// does not stay resident in this process once read (the page cache keeps what it likes).
-const RELEASE_STEP: usize = 4 << 20;
+/// Read buffer: holds the largest record several times over and fits in a core's L2.
+const BUFFER: usize = 1 << 20;
 
-/// A mapped classic pcap file.
+/// A classic pcap file being read.
 #[derive(Debug)]
-pub(crate) struct MappedPcap {
-    map: memmap2::Mmap,
-    pos: usize,
-    /// Everything before this offset has been handed back to the kernel.
-    released: usize,
+pub(crate) struct ClassicPcap {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// File offset of `buf[start]`, for error messages.
+    offset: u64,
+    eof: bool,
     swapped: bool,
     nanos: bool,
     pub(crate) linktype: i32,
 }
 
-/// Whether `path` starts like a classic pcap file (either byte order, µs or ns).
+/// Whether the bytes start like a classic pcap file (either byte order, µs or ns).
 pub(crate) fn is_classic_pcap(head: &[u8]) -> bool {
     head.len() >= 4 && {
         let le = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
@@ -49,97 +54,105 @@ pub(crate) fn is_classic_pcap(head: &[u8]) -> bool {
     }
 }
 
-impl MappedPcap {
-    /// Map `path`; `Ok(None)` if it is not a classic pcap file (let libpcap read it).
-    pub(crate) fn open(path: &Path) -> Result<Option<MappedPcap>, String> {
+impl ClassicPcap {
+    /// Open `path`; `Ok(None)` if it is not a classic pcap file (let libpcap read it).
+    pub(crate) fn open(path: &Path) -> Result<Option<ClassicPcap>, String> {
         let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-        // SAFETY: the mapping is read-only; a capture file changing under a reader is
-        // read as whatever bytes are there, every length is bounds-checked below.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
-        if map.len() < GLOBAL_HEADER || !is_classic_pcap(&map) {
-            return Ok(None);
-        }
-        let le = u32::from_le_bytes([map[0], map[1], map[2], map[3]]);
-        let swapped = ![MAGIC_MICROS, MAGIC_NANOS].contains(&le);
-        let magic = if swapped { le.swap_bytes() } else { le };
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        let mut me = MappedPcap {
-            map,
-            pos: GLOBAL_HEADER,
-            released: 0,
-            swapped,
-            nanos: magic == MAGIC_NANOS,
+        let mut me = ClassicPcap {
+            file,
+            buf: vec![0; BUFFER],
+            start: 0,
+            end: 0,
+            offset: 0,
+            eof: false,
+            swapped: false,
+            nanos: false,
             linktype: 0,
         };
+        me.fill(GLOBAL_HEADER).map_err(|e| e.to_string())?;
+        let head = &me.buf[me.start..me.end];
+        if head.len() < GLOBAL_HEADER || !is_classic_pcap(head) {
+            return Ok(None);
+        }
+        let le = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        me.swapped = ![MAGIC_MICROS, MAGIC_NANOS].contains(&le);
+        let magic = if me.swapped { le.swap_bytes() } else { le };
+        me.nanos = magic == MAGIC_NANOS;
         // The upper bits of the link-type field carry FCS information (pcap-savefile(5)).
-        me.linktype = (me.u32_at(20).unwrap_or(0) & 0x0fff_ffff) as i32;
+        me.linktype = (me.u32_at(20) & 0x0fff_ffff) as i32;
+        me.start += GLOBAL_HEADER;
+        me.offset += GLOBAL_HEADER as u64;
         Ok(Some(me))
     }
 
-    fn u32_at(&self, at: usize) -> Option<u32> {
-        let b = self.map.get(at..at + 4)?;
-        let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        Some(if self.swapped { v.swap_bytes() } else { v })
+    /// Make at least `want` unread bytes available, unless the file ends first.
+    fn fill(&mut self, want: usize) -> std::io::Result<()> {
+        if self.end - self.start >= want || self.eof {
+            return Ok(());
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        while self.end < want.max(BUFFER / 2) && self.end < self.buf.len() {
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
-    /// Drop the mapping's pages before `upto` from this process (no frame borrows them:
-    /// the caller has moved past them).
-    fn release_behind(&mut self, upto: usize) {
-        let upto = upto - upto % RELEASE_STEP;
-        if upto <= self.released {
-            return;
-        }
-        #[cfg(unix)]
-        {
-            // SAFETY: the range lies inside the mapping and no reference into it is alive
-            // (frames borrow the reader mutably, and this runs before the next frame is
-            // made); for a read-only file mapping DONTNEED only unmaps the pages, a later
-            // access would read the same bytes back from the file.
-            let _ = unsafe {
-                self.map.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    self.released,
-                    upto - self.released,
-                )
-            };
-        }
-        self.released = upto;
+    /// A field of the record at `buf[start + at..]` (bounds known by the caller).
+    fn u32_at(&self, at: usize) -> u32 {
+        let i = self.start + at;
+        let v = u32::from_le_bytes([
+            self.buf[i],
+            self.buf[i + 1],
+            self.buf[i + 2],
+            self.buf[i + 3],
+        ]);
+        if self.swapped { v.swap_bytes() } else { v }
     }
 
     /// The next record; `Ok(None)` at a clean end, `Err` for a damaged file.
     pub(crate) fn next(&mut self) -> Result<Option<Frame<'_>>, String> {
-        if self.pos == self.map.len() {
+        self.fill(RECORD_HEADER).map_err(|e| e.to_string())?;
+        let available = self.end - self.start;
+        if available == 0 {
             return Ok(None);
         }
-        let at = self.pos;
-        if at - self.released >= RELEASE_STEP {
-            self.release_behind(at);
-        }
-        let (Some(sec), Some(frac), Some(incl), Some(orig)) = (
-            self.u32_at(at),
-            self.u32_at(at + 4),
-            self.u32_at(at + 8),
-            self.u32_at(at + 12),
-        ) else {
+        let at = self.offset;
+        if available < RECORD_HEADER {
             return Err(format!("file ends inside a record header at byte {at}"));
-        };
-        let incl = incl as usize;
+        }
+        let (sec, frac, incl, orig) = (
+            self.u32_at(0),
+            self.u32_at(4),
+            self.u32_at(8) as usize,
+            self.u32_at(12),
+        );
         if incl > MAX_RECORD {
             return Err(format!(
                 "record at byte {at} claims {incl} bytes, more than the {MAX_RECORD}-byte limit"
             ));
         }
-        let start = at + RECORD_HEADER;
-        let Some(data) = self.map.get(start..start + incl) else {
+        self.fill(RECORD_HEADER + incl).map_err(|e| e.to_string())?;
+        if self.end - self.start < RECORD_HEADER + incl {
             return Err(format!("file ends inside the record at byte {at}"));
-        };
-        self.pos = start + incl;
+        }
+        let data_start = self.start + RECORD_HEADER;
+        self.start = data_start + incl;
+        self.offset += (RECORD_HEADER + incl) as u64;
         let micros = if self.nanos { frac / 1_000 } else { frac };
         Ok(Some(Frame {
             ts: Micros::from_secs_micros(i64::from(sec), i64::from(micros)),
             linktype: self.linktype,
-            data,
+            data: &self.buf[data_start..data_start + incl],
             wire_len: orig,
         }))
     }
@@ -186,7 +199,7 @@ mod tests {
             let path = dir.path().join(format!("{be}-{nanos}.pcap"));
             let frac = if nanos { 5_000 } else { 5 };
             write(&path, be, nanos, &[(100, frac, b"abc"), (101, 0, b"")]);
-            let mut p = MappedPcap::open(&path).unwrap().unwrap();
+            let mut p = ClassicPcap::open(&path).unwrap().unwrap();
             assert_eq!(p.linktype, 1);
             let f = p.next().unwrap().unwrap();
             assert_eq!(f.ts, Micros::from_secs_micros(100, 5));
@@ -205,14 +218,14 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         for cut in GLOBAL_HEADER + 1..bytes.len() {
             std::fs::write(&path, &bytes[..cut]).unwrap();
-            let mut p = MappedPcap::open(&path).unwrap().unwrap();
+            let mut p = ClassicPcap::open(&path).unwrap().unwrap();
             assert!(p.next().is_err(), "cut at {cut}");
         }
         let mut huge = bytes.clone();
         huge[GLOBAL_HEADER + 8..GLOBAL_HEADER + 12].copy_from_slice(&u32::MAX.to_le_bytes());
         std::fs::write(&path, &huge).unwrap();
-        assert!(MappedPcap::open(&path).unwrap().unwrap().next().is_err());
+        assert!(ClassicPcap::open(&path).unwrap().unwrap().next().is_err());
         std::fs::write(&path, b"not a pcap at all, just text here").unwrap();
-        assert!(MappedPcap::open(&path).unwrap().is_none());
+        assert!(ClassicPcap::open(&path).unwrap().is_none());
     }
 }
