@@ -417,11 +417,13 @@ impl Detector {
         context: &mut Context,
         found: &mut Vec<Event>,
     ) {
-        if !matches!(
-            tls::client_hello_needs(p.payload),
-            tls::Needed::Complete { .. }
-        ) {
-            return;
+        match tls::client_hello_needs(p.payload) {
+            tls::Needed::Complete { .. } => {}
+            tls::Needed::NotClientHello => {
+                self.server_certificate(store, p, found);
+                return;
+            }
+            tls::Needed::Incomplete { .. } => return,
         }
         let mut scratch = std::mem::take(&mut self.tls_scratch);
         let parsed = tls::handshake_payload(p.payload, &mut scratch)
@@ -461,6 +463,43 @@ impl Detector {
         }
         if let Some(hit) = store.lookup_ja4(&ja4) {
             found.push(self.event(p, EventKind::Ja4, &hit, Some(p.src), ctx()));
+        }
+    }
+
+    /// A server's first certificate (TLS ≤ 1.2 sends it in clear) against certificate
+    /// trails. Only a certificate inside this one segment is seen here; certificates
+    /// spread over segments need stream reassembly.
+    fn server_certificate(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        found: &mut Vec<Event>,
+    ) {
+        let mut scratch = std::mem::take(&mut self.tls_scratch);
+        let sha1 = tls::handshake_payload(p.payload, &mut scratch)
+            .ok()
+            .and_then(|payload| tls::parse_server_flight(payload).ok())
+            .and_then(|flight| flight.first_certificate)
+            .map(|der| {
+                let digest =
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+                let mut sha1 = [0u8; 20];
+                sha1.copy_from_slice(digest.as_ref());
+                sha1
+            });
+        scratch.clear();
+        self.tls_scratch = scratch;
+        let Some(sha1) = sha1 else { return };
+        if let Some(hit) = store.lookup_cert(&sha1) {
+            let hex: String = sha1.iter().map(|b| format!("{b:02x}")).collect();
+            let ctx = Context {
+                tls: Some(TlsContext {
+                    cert_sha1: Some(hex),
+                    ..TlsContext::default()
+                }),
+                ..Context::default()
+            };
+            found.push(self.event(p, EventKind::Cert, &hit, Some(p.src), ctx));
         }
     }
 

@@ -1141,3 +1141,80 @@ fn mutated_frames_never_panic_the_pipeline() {
     assert_eq!(snap.packets, fed);
     assert!(fed > 5_000, "only {fed} mutants in the time budget");
 }
+
+/// A server certificate in clear (TLS ≤ 1.2) whose SHA-1 is a trail is reported. The
+/// fingerprint is taken from a real capture by parsing it here, then listed as a trail.
+#[test]
+fn a_listed_server_certificate_is_reported() {
+    use spoor_sensor::decode::Decoder;
+    use spoor_sensor::proto::tls;
+
+    let captures = [
+        "pcaps/tls/suricata-verify__bug-2646-01__input.pcap",
+        "pcaps/tls/suricata-verify__bug-2430__backwards.pcap",
+        "pcaps/tls/suricata-verify__tls__tls-subjectaltname__input.pcap",
+    ];
+    let mut found: Option<(String, &str)> = None;
+    'files: for rel in captures {
+        let mut cap = pcap::Capture::from_file(support::data(rel)).unwrap();
+        let linktype = cap.get_datalink().0;
+        let mut decoder = Decoder::default();
+        while let Ok(packet) = cap.next_packet() {
+            let Ok(p) = decoder.decode(linktype, Micros(0), packet.data) else {
+                continue;
+            };
+            if p.payload.first() != Some(&22) {
+                continue;
+            }
+            let mut scratch = Vec::new();
+            let Some(der) = tls::handshake_payload(p.payload, &mut scratch)
+                .ok()
+                .and_then(|h| tls::parse_server_flight(h).ok())
+                .and_then(|f| f.first_certificate)
+            else {
+                continue;
+            };
+            let digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+            let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            found = Some((hex, rel));
+            break 'files;
+        }
+    }
+    let (sha1, rel) = found.expect("a TLS capture with a certificate in one segment");
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("certs.txt");
+    std::fs::write(&list, format!("{sha1}\n")).unwrap();
+    let trails = Trails::compile(vec![CompileSource {
+        name: "certs".into(),
+        path: list,
+        format: FormatSpec::CertSha1,
+        defaults: OriginDefaults {
+            info: Some("bad cert (malware)".into()),
+            ..OriginDefaults::default()
+        },
+        required: true,
+    }]);
+    let mut sensor = Sensor::new(&trails);
+    assert!(sensor.run_files(vec![support::data(rel)]).is_empty());
+    let (events, _) = sensor.finish();
+    let certs: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Cert)
+        .collect();
+    // Every handshake presenting the certificate counts; repeats within the condense
+    // window fold into one event each.
+    assert!(!certs.is_empty(), "{events:?}");
+    for cert in &certs {
+        assert_eq!(cert.trail, sha1);
+        assert_eq!(cert.info, "bad cert (malware)");
+        let fingerprint = cert
+            .context
+            .tls
+            .as_ref()
+            .and_then(|t| t.cert_sha1.as_deref());
+        assert_eq!(fingerprint, Some(sha1.as_str()));
+        assert_eq!(cert.offender, Some(cert.src), "the server is the offender");
+        assert_eq!(cert.src_port, Some(443));
+    }
+}
