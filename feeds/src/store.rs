@@ -17,7 +17,7 @@ use spoor_core::indicator::canonical_ip;
 use spoor_core::{Indicator, Severity, TrailKind};
 
 use crate::snapshot::hash::{
-    KeyFilter, TableEntry, TableHeader, TableView, for_each_suffix, key_hash,
+    KeyFilter, TableEntry, TableHeader, TableView, for_each_suffix, ip_hash, key_hash,
 };
 use crate::snapshot::ranges::{
     EXACT_BITMAP_WORDS, Entry4, Entry6, ExactSlot, NONE, find, find_exact_v4, find_v4,
@@ -616,7 +616,7 @@ impl TrailStore {
                 if !self
                     .views
                     .ipport4_filter
-                    .check(key_hash(&v4.octets()))
+                    .check(ip_hash(u32::from(v4)))
                     .maybe_trail
                 {
                     return false;
@@ -793,6 +793,11 @@ impl TrailStore {
                 without_query(path)
                     .and_then(|base| self.lookup_exact(TrailKind::Path, &paths, base))
             })
+    }
+
+    /// Whether any JA4 trail is loaded (the sensor skips computing fingerprints otherwise).
+    pub fn has_ja4_trails(&self) -> bool {
+        self.views.ja4.len() > 0
     }
 
     pub fn lookup_ja4(&self, ja4: &str) -> Option<TrailHit<'_>> {

@@ -168,7 +168,7 @@ impl Detector {
                 } else if let Ok(request) = http::parse_request(p.payload) {
                     self.http(&store, p, &request, keep, &mut context, &mut found);
                 } else if p.payload.first() == Some(&22) {
-                    self.tls(&store, p, &mut context, &mut found);
+                    self.tls(&store, p, keep, &mut context, &mut found);
                 }
             }
         }
@@ -414,6 +414,7 @@ impl Detector {
         &mut self,
         store: &TrailStore,
         p: &PacketView<'_>,
+        keep: bool,
         context: &mut Context,
         found: &mut Vec<Event>,
     ) {
@@ -426,42 +427,50 @@ impl Detector {
             tls::Needed::Incomplete { .. } => return,
         }
         let mut scratch = std::mem::take(&mut self.tls_scratch);
-        let parsed = tls::handshake_payload(p.payload, &mut scratch)
-            .ok()
-            .and_then(|msg| tls::parse_client_hello(msg).ok())
-            .map(|hello| {
-                let sni = hello
-                    .sni
-                    .as_ref()
-                    .and_then(|s| s.as_str())
-                    .map(str::to_string);
-                (sni, tls::ja4(&hello, tls::Transport::Tcp))
-            });
+        let mut parsed = None;
+        if let Ok(msg) = tls::handshake_payload(p.payload, &mut scratch)
+            && let Ok(hello) = tls::parse_client_hello(msg)
+        {
+            let sni = hello
+                .sni
+                .as_ref()
+                .and_then(|s| s.as_str())
+                .map(str::to_string);
+            let sni_hit = sni
+                .as_deref()
+                .filter(|n| !is_local_name(n) && !store.is_whitelisted_domain(n))
+                .and_then(|n| lookup_name(store, n))
+                .map(|h| h.hit);
+            // JA4 costs a SHA-256 and some formatting: only when something uses it.
+            let want_ja4 = keep || sni_hit.is_some() || store.has_ja4_trails();
+            let ja4 = want_ja4.then(|| tls::ja4(&hello, tls::Transport::Tcp));
+            parsed = Some((sni, sni_hit, ja4));
+        }
         scratch.clear();
         self.tls_scratch = scratch;
-        let Some((sni, ja4)) = parsed else {
+        let Some((sni, sni_hit, ja4)) = parsed else {
             self.counters.tls_malformed += 1;
             return;
         };
         self.counters.tls_client_hellos += 1;
         let tls_context = TlsContext {
-            sni: sni.clone(),
-            ja4: Some(ja4.clone()),
+            sni,
+            ja4: ja4.clone(),
             ..TlsContext::default()
         };
-        context.tls = Some(tls_context.clone());
+        if keep {
+            context.tls = Some(tls_context.clone());
+        }
         let ctx = || Context {
             tls: Some(tls_context.clone()),
             ..Context::default()
         };
-        if let Some(name) = &sni
-            && !is_local_name(name)
-            && !store.is_whitelisted_domain(name)
-            && let Some(NameHit { hit }) = lookup_name(store, name)
-        {
+        if let Some(hit) = sni_hit {
             found.push(self.event(p, EventKind::Sni, &hit, Some(p.dst), ctx()));
         }
-        if let Some(hit) = store.lookup_ja4(&ja4) {
+        if let Some(ja4) = &ja4
+            && let Some(hit) = store.lookup_ja4(ja4)
+        {
             found.push(self.event(p, EventKind::Ja4, &hit, Some(p.src), ctx()));
         }
     }

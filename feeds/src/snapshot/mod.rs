@@ -22,7 +22,7 @@ use std::path::PathBuf;
 /// Identifies a Spoor trail snapshot.
 pub const MAGIC: &[u8; 8] = b"SPOORTRL";
 /// Bumped whenever the layout changes; an older binary refuses a newer file and vice versa.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// magic + version + section count + checksum + created.
 pub const HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8;
 pub const SECTION_ENTRY_LEN: usize = 24;

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use serde::{Deserialize, Serialize};
 use spoor_core::TrailKind;
 
-use super::hash::{TableEntry, build_filter, build_slots, for_each_suffix, key_hash};
+use super::hash::{TableEntry, build_filter, build_slots, for_each_suffix, ip_hash, key_hash};
 use super::ranges::{Entry4, Entry6, build_exact_v4, flatten, v4_index};
 use super::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, Section, checksum};
 use crate::compile::builder::{Origins, SourceSummary, TrailSet};
@@ -232,7 +232,7 @@ pub(crate) fn encode_with_meta(set: &TrailSet, created: u64) -> (Vec<u8>, Snapsh
     let mut port_ips: Vec<(u64, bool)> = set
         .ipport4
         .iter()
-        .map(|(key, _)| (key_hash(&((key >> 16) as u32).to_be_bytes()), true))
+        .map(|(key, _)| (ip_hash((key >> 16) as u32), true))
         .collect();
     port_ips.dedup();
     sections.push((
