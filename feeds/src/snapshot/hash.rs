@@ -235,8 +235,8 @@ pub(crate) struct KeyFilter<'a> {
     pub(crate) words: &'a [u64],
 }
 
-/// Filter bits per key (trails and parents together): 8 keeps the filter near 2 MiB for
-/// the full Maltrail set, about a core's L2 cache.
+/// Filter bits per key (trails and parents together): 8 keeps the filter at 1.1 MiB for
+/// the full Maltrail set, well inside a core's L2 cache.
 const FILTER_BITS_PER_KEY: usize = 8;
 
 /// `(word, parent-or-trail mask, trail mask)` of a hash.
