@@ -50,8 +50,6 @@ pub const DEFAULT_SCAN_WINDOW_MICROS: i64 = 30 * SECOND;
 pub const DEFAULT_MAX_TRACKED: usize = 65_536;
 /// Ports that self-propagating malware sweeps: RPC, NetBIOS, SMB, MSSQL, RDP, Redis.
 pub const INFECTION_PORTS: [u16; 6] = [135, 139, 445, 1433, 3389, 6379];
-/// Value slots reserved when a key is first seen (it grows to `threshold + 1` if needed).
-const PREALLOCATED_VALUES: usize = 16;
 /// Below this, a UDP source port belongs to a service answering a client.
 const WELL_KNOWN_PORT_END: u16 = 1024;
 
@@ -120,7 +118,9 @@ pub struct Finding {
 #[derive(Debug)]
 struct Evidence {
     /// Distinct values, each with when it was last seen.
-    seen: Vec<(u128, Micros)>,
+    /// Values are ports, folded addresses or path hashes; most keys only ever hold one,
+    /// so the list starts unallocated and grows on demand.
+    seen: Vec<(u64, Micros)>,
     /// When this key last alerted; no second alert within the window.
     alerted: Option<Micros>,
     /// Newest packet time for this key, for sweeping.
@@ -154,7 +154,7 @@ impl<K: Hash + Eq> DistinctTable<K> {
         }
     }
 
-    fn observe(&mut self, key: K, value: u128, ts: Micros) -> Option<Crossing> {
+    fn observe(&mut self, key: K, value: u64, ts: Micros) -> Option<Crossing> {
         if !self.config.enabled {
             return None;
         }
@@ -173,12 +173,7 @@ impl<K: Hash + Eq> DistinctTable<K> {
                     return None;
                 }
                 v.insert(Evidence {
-                    seen: Vec::with_capacity(
-                        self.config
-                            .threshold
-                            .saturating_add(1)
-                            .min(PREALLOCATED_VALUES),
-                    ),
+                    seen: Vec::new(),
                     alerted: None,
                     last: ts,
                 })
@@ -255,7 +250,7 @@ impl Heuristics {
             }
             if let Some(c) = self
                 .port_scan
-                .observe((p.src, p.dst), u128::from(p.dst_port), p.ts)
+                .observe((p.src, p.dst), u64::from(p.dst_port), p.ts)
             {
                 out.push(Finding {
                     name: PORT_SCAN,
@@ -283,7 +278,7 @@ impl Heuristics {
             && p.dst_port != 0
             && let Some(c) = self
                 .udp_scan
-                .observe((p.src, p.dst), u128::from(p.dst_port), p.ts)
+                .observe((p.src, p.dst), u64::from(p.dst_port), p.ts)
         {
             out.push(Finding {
                 name: UDP_SCAN,
@@ -300,10 +295,7 @@ impl Heuristics {
     pub fn http_request(&mut self, p: &PacketView<'_>, target: &[u8], out: &mut Vec<Finding>) {
         let mut hasher = DefaultHasher::new();
         first_segment(target).hash(&mut hasher);
-        if let Some(c) = self
-            .web_scan
-            .observe((p.src, p.dst), u128::from(hasher.finish()), p.ts)
-        {
+        if let Some(c) = self.web_scan.observe((p.src, p.dst), hasher.finish(), p.ts) {
             out.push(Finding {
                 name: WEB_SCAN,
                 info: format!(
@@ -337,10 +329,15 @@ fn is_probe(flags: TcpFlags) -> bool {
     !flags.intersects(TcpFlags::ACK | TcpFlags::RST)
 }
 
-fn addr_bits(ip: IpAddr) -> u128 {
+/// An address as a distinct-value key: IPv4 as is, IPv6 folded to 64 bits (distinct
+/// counting only needs distinct values, and a fold collision merely undercounts by one).
+fn addr_bits(ip: IpAddr) -> u64 {
     match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_bits()),
-        IpAddr::V6(v6) => v6.to_bits(),
+        IpAddr::V4(v4) => u64::from(v4.to_bits()),
+        IpAddr::V6(v6) => {
+            let b = v6.to_bits();
+            (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
+        }
     }
 }
 
