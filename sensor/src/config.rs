@@ -11,7 +11,6 @@ use spoor_feeds::config::BaseDirs;
 use crate::capture::{DEFAULT_BUFFER_SIZE, DEFAULT_READ_TIMEOUT_MS, DEFAULT_SNAPLEN, LiveOptions};
 use crate::condense::{DEFAULT_MAX_PENDING, DEFAULT_WINDOW_MICROS};
 use crate::flow::{DEFAULT_FLOW_TIMEOUT_MICROS, DEFAULT_MAX_FLOWS};
-use crate::heuristics::HeuristicsConfig;
 use crate::output::{DailyLogConfig, FileConfig, Format, TcpConfig, UdpConfig};
 
 /// Default folder of the daily Maltrail-format logs inside the state dir.
@@ -176,8 +175,6 @@ pub struct SensorConfig {
     pub log: Option<DailyLogConfig>,
     pub outputs: Vec<RawOutput>,
     pub ignore: Vec<IgnoreRule>,
-    /// Scan heuristics (Maltrail's thresholds; not yet exposed as config keys).
-    pub heuristics: HeuristicsConfig,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -309,7 +306,6 @@ impl RawSensor {
             log,
             outputs,
             ignore,
-            heuristics: HeuristicsConfig::default(),
         })
     }
 }

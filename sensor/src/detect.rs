@@ -4,9 +4,7 @@
 //! ports, HTTP requests on any TCP port, TLS ClientHellos), matches names, URLs, user
 //! agents and fingerprints against the trail store, and then checks the packet's
 //! addresses (IP, CIDR and IP:port trails) once per flow and direction. Events carry the
-//! protocol context they were found in; condensing happens after this stage. Every
-//! packet (and every parsed HTTP request) also feeds the scan heuristics
-//! ([`crate::heuristics`]), whose findings become `Heuristic` events.
+//! protocol context they were found in; condensing happens after this stage.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,9 +16,7 @@ use spoor_feeds::TrailHandle;
 use spoor_feeds::store::{Matched, TrailHit, TrailStore};
 
 use crate::config::IgnoreRule;
-use crate::decode::TcpFlags;
 use crate::flow::{FlowKey, FlowSlot, FlowTable};
-use crate::heuristics::{Finding, Heuristics, HeuristicsConfig};
 use crate::proto::{dns, http, tls};
 
 /// Ports whose UDP and TCP payloads are read as DNS: DNS, mDNS, LLMNR.
@@ -50,8 +46,6 @@ pub struct PacketView<'a> {
     pub proto: Proto,
     pub src_port: u16,
     pub dst_port: u16,
-    /// TCP flags, for TCP packets (the scan heuristics tell probes from replies).
-    pub tcp_flags: Option<TcpFlags>,
     pub payload: &'a [u8],
 }
 
@@ -97,7 +91,6 @@ pub struct Detector {
     sensor: String,
     trails: Arc<TrailHandle>,
     flows: FlowTable,
-    heuristics: Heuristics,
     ids: IdGen,
     ignore: Vec<IgnoreRule>,
     tls_scratch: Vec<u8>,
@@ -115,14 +108,12 @@ impl Detector {
         sensor: String,
         trails: Arc<TrailHandle>,
         flows: FlowTable,
-        heuristics: HeuristicsConfig,
         ignore: Vec<IgnoreRule>,
     ) -> Self {
         Detector {
             sensor,
             trails,
             flows,
-            heuristics: Heuristics::new(heuristics),
             ids: IdGen::new(),
             ignore,
             tls_scratch: Vec::new(),
@@ -133,10 +124,6 @@ impl Detector {
 
     pub fn flows(&self) -> &FlowTable {
         &self.flows
-    }
-
-    pub fn heuristics(&self) -> &Heuristics {
-        &self.heuristics
     }
 
     /// Inspect one packet; events go to `emit`.
@@ -198,13 +185,6 @@ impl Detector {
             if first {
                 self.addresses(&store, p, &context, &mut found);
             }
-        }
-
-        // Scan heuristics see every packet; a web scan was fed by the HTTP parse above.
-        let mut findings: Vec<Finding> = Vec::new();
-        self.heuristics.packet(p, &mut findings);
-        for finding in findings {
-            found.push(self.heuristic_event(p, finding));
         }
 
         for event in found {
@@ -381,11 +361,6 @@ impl Detector {
         found: &mut Vec<Event>,
     ) {
         self.counters.http_requests += 1;
-        let mut findings: Vec<Finding> = Vec::new();
-        self.heuristics.http_request(p, request.uri, &mut findings);
-        for finding in findings {
-            found.push(self.heuristic_event(p, finding));
-        }
         let host = request.host.as_ref().and_then(|h| h.as_str()).unwrap_or("");
         let uri = String::from_utf8_lossy(request.uri);
         let user_agent = request.user_agent.map(String::from_utf8_lossy);
@@ -534,31 +509,6 @@ impl Detector {
                 ..Context::default()
             };
             found.push(self.event(p, EventKind::Cert, &hit, Some(p.src), ctx));
-        }
-    }
-
-    /// A heuristic's event: the source is the offender, the heuristic names the trail.
-    fn heuristic_event(&mut self, p: &PacketView<'_>, finding: Finding) -> Event {
-        Event {
-            id: self.ids.next(),
-            time: p.ts,
-            sensor: self.sensor.clone(),
-            src: p.src,
-            src_port: (p.src_port != 0).then_some(p.src_port),
-            dst: p.dst,
-            dst_port: (p.dst_port != 0).then_some(p.dst_port),
-            proto: p.proto,
-            kind: EventKind::Heuristic,
-            trail: finding.name.to_string(),
-            info: finding.info,
-            reference: "(heuristic)".to_string(),
-            severity: finding.severity,
-            offender: Some(p.src),
-            answers: Vec::new(),
-            count: 1,
-            first_seen: p.ts,
-            last_seen: p.ts,
-            context: Context::default(),
         }
     }
 

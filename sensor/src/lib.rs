@@ -15,8 +15,6 @@ pub mod flow;
 /// Deterministic benchmark captures: DNS, HTTP, TLS, UDP and ICMP conversations from a seed,
 /// with a known share of listed indicators.
 pub mod generator;
-/// Scan heuristics (port, UDP, infection and web scans) over bounded, packet-timed state.
-pub mod heuristics;
 pub mod metrics;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]

@@ -50,7 +50,6 @@ impl Pipeline {
             config.name.clone(),
             Arc::clone(&trails),
             FlowTable::new(config.max_flows, config.flow_timeout_micros),
-            config.heuristics,
             config.ignore.clone(),
         );
         Pipeline {
@@ -102,7 +101,6 @@ impl Pipeline {
                     proto: packet.proto,
                     src_port: packet.src_port,
                     dst_port: packet.dst_port,
-                    tcp_flags: packet.tcp.map(|t| t.flags),
                     payload: packet.payload,
                 };
                 detector.inspect(&view, &mut release);
@@ -118,7 +116,6 @@ impl Pipeline {
                         proto: meta.proto,
                         src_port: 0,
                         dst_port: 0,
-                        tcp_flags: None,
                         payload: &[],
                     };
                     detector.inspect(&view, &mut release);
@@ -223,9 +220,6 @@ impl Pipeline {
             "fragments".to_string(),
             d.fragments_refused_table_full + d.fragments_refused_budget,
         );
-        for (name, refused) in self.detector.heuristics().saturations() {
-            saturations.insert(name.to_string(), refused);
-        }
         let store = self.trails.current();
         let meta = store.meta();
         let now = SystemTime::now()
