@@ -162,12 +162,7 @@ mod tests {
     }
 
     fn run(opts: CsvOptions, text: &str) -> (Vec<Record>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r| out.push(r);
-        let mut sink = Sink::new(&mut report, &mut push);
-        CsvColumns::new(opts).parse(text, Path::new("feed.csv"), &mut sink);
-        (out, report)
+        crate::format::parse_records(&CsvColumns::new(opts), text, "feed.csv")
     }
 
     #[test]

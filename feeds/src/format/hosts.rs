@@ -77,12 +77,7 @@ mod tests {
     use crate::format::ParseReport;
 
     fn run(text: &str) -> (Vec<Indicator>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r: Record| out.push(r.indicator);
-        let mut sink = Sink::new(&mut report, &mut push);
-        HostsFile.parse(text, Path::new("hosts"), &mut sink);
-        (out, report)
+        crate::format::parse_indicators(&HostsFile, text, "hosts")
     }
 
     #[test]

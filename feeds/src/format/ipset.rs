@@ -22,15 +22,10 @@ mod tests {
     use spoor_core::Indicator;
 
     use super::*;
-    use crate::format::{ParseReport, Record};
+    use crate::format::ParseReport;
 
     fn run(text: &str) -> (Vec<Indicator>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r: Record| out.push(r.indicator);
-        let mut sink = Sink::new(&mut report, &mut push);
-        Ipset.parse(text, Path::new("x.netset"), &mut sink);
-        (out, report)
+        crate::format::parse_indicators(&Ipset, text, "x.netset")
     }
 
     #[test]

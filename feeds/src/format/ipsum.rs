@@ -61,12 +61,7 @@ mod tests {
     use crate::format::ParseReport;
 
     fn run(min_count: u32, text: &str) -> (Vec<Indicator>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r: Record| out.push(r.indicator);
-        let mut sink = Sink::new(&mut report, &mut push);
-        Ipsum { min_count }.parse(text, Path::new("ipsum.txt"), &mut sink);
-        (out, report)
+        crate::format::parse_indicators(&Ipsum { min_count }, text, "ipsum.txt")
     }
 
     #[test]

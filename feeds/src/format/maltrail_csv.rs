@@ -66,12 +66,7 @@ mod tests {
     use crate::format::{MAX_LINE_LEN, ParseReport};
 
     fn run(text: &str) -> (Vec<Record>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r| out.push(r);
-        let mut sink = Sink::new(&mut report, &mut push);
-        MaltrailTrailsCsv.parse(text, Path::new("trails.csv"), &mut sink);
-        (out, report)
+        crate::format::parse_records(&MaltrailTrailsCsv, text, "trails.csv")
     }
 
     #[test]

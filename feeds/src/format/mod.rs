@@ -504,3 +504,29 @@ pub fn parse_text(spec: &FormatSpec, text: &str, file: &Path, sink: &mut Sink<'_
         FormatSpec::TorExits => tor::TorExits.parse(text, file, sink),
     }
 }
+
+/// Run `format` over `text` and keep every record (tests).
+#[cfg(test)]
+pub(crate) fn parse_records(
+    format: &dyn TrailFormat,
+    text: &str,
+    file: &str,
+) -> (Vec<Record>, ParseReport) {
+    let mut report = ParseReport::default();
+    let mut out = Vec::new();
+    let mut push = |r| out.push(r);
+    let mut sink = Sink::new(&mut report, &mut push);
+    format.parse(text, Path::new(file), &mut sink);
+    (out, report)
+}
+
+/// Run `format` over `text` and keep the indicators (tests).
+#[cfg(test)]
+pub(crate) fn parse_indicators(
+    format: &dyn TrailFormat,
+    text: &str,
+    file: &str,
+) -> (Vec<Indicator>, ParseReport) {
+    let (records, report) = parse_records(format, text, file);
+    (records.into_iter().map(|r| r.indicator).collect(), report)
+}

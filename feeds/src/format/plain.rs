@@ -30,15 +30,10 @@ mod tests {
     use spoor_core::Indicator;
 
     use super::*;
-    use crate::format::{MAX_LINE_LEN, ParseReport, Record};
+    use crate::format::{MAX_LINE_LEN, ParseReport};
 
     fn run(kind: TrailKind, text: &str) -> (Vec<Indicator>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r: Record| out.push(r.indicator);
-        let mut sink = Sink::new(&mut report, &mut push);
-        PlainList::new(kind).parse(text, Path::new("list"), &mut sink);
-        (out, report)
+        crate::format::parse_indicators(&PlainList::new(kind), text, "list")
     }
 
     #[test]

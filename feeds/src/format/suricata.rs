@@ -178,12 +178,7 @@ mod tests {
     use crate::format::ParseReport;
 
     fn run(format: &dyn TrailFormat, text: &str) -> (Vec<Indicator>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r: Record| out.push(r.indicator);
-        let mut sink = Sink::new(&mut report, &mut push);
-        format.parse(text, Path::new("list"), &mut sink);
-        (out, report)
+        crate::format::parse_indicators(format, text, "list")
     }
 
     #[test]

@@ -58,12 +58,7 @@ mod tests {
     use crate::format::ParseReport;
 
     fn run(text: &str) -> (Vec<Indicator>, ParseReport) {
-        let mut report = ParseReport::default();
-        let mut out = Vec::new();
-        let mut push = |r: Record| out.push(r.indicator);
-        let mut sink = Sink::new(&mut report, &mut push);
-        Whitelist.parse(text, Path::new("whitelist.txt"), &mut sink);
-        (out, report)
+        crate::format::parse_indicators(&Whitelist, text, "whitelist.txt")
     }
 
     #[test]
