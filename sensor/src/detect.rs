@@ -98,11 +98,6 @@ pub struct Detector {
     pub counters: DetectCounters,
 }
 
-/// A name hit, with the name as queried.
-struct NameHit<'s> {
-    hit: TrailHit<'s>,
-}
-
 impl Detector {
     pub fn new(
         sensor: String,
@@ -301,7 +296,7 @@ impl Detector {
             if is_local_name(name) || store.is_whitelisted_domain(name) {
                 continue;
             }
-            if let Some(NameHit { hit }) = lookup_name(store, name) {
+            if let Some(hit) = lookup_name(store, name) {
                 let ctx = Context {
                     dns: Some(dns_context()),
                     ..Context::default()
@@ -324,7 +319,7 @@ impl Detector {
                 {
                     continue;
                 }
-                if let Some(NameHit { hit }) = lookup_name(store, target) {
+                if let Some(hit) = lookup_name(store, target) {
                     let ctx = Context {
                         dns: Some(DnsContext {
                             qname: target.to_string(),
@@ -385,7 +380,7 @@ impl Detector {
             && !host_is_ip
             && !is_local_name(host)
             && !store.is_whitelisted_domain(host)
-            && let Some(NameHit { hit }) = lookup_name(store, host)
+            && let Some(hit) = lookup_name(store, host)
         {
             found.push(self.event(p, EventKind::Host, &hit, Some(p.dst), ctx()));
         }
@@ -439,8 +434,7 @@ impl Detector {
             let sni_hit = sni
                 .as_deref()
                 .filter(|n| !is_local_name(n) && !store.is_whitelisted_domain(n))
-                .and_then(|n| lookup_name(store, n))
-                .map(|h| h.hit);
+                .and_then(|n| lookup_name(store, n));
             // JA4 costs a SHA-256 and some formatting: only when something uses it.
             let want_ja4 = keep || sni_hit.is_some() || store.has_ja4_trails();
             let ja4 = want_ja4.then(|| tls::ja4(&hello, tls::Transport::Tcp));
@@ -569,24 +563,24 @@ fn is_local_name(name: &str) -> bool {
 
 /// A domain trail for `name`: the name or a parent, a name wrapped by a web gateway
 /// (`x.onion.to`, `x.ip-adress.com`), or a wildcard trail.
-fn lookup_name<'s>(store: &'s TrailStore, name: &str) -> Option<NameHit<'s>> {
+fn lookup_name<'s>(store: &'s TrailStore, name: &str) -> Option<TrailHit<'s>> {
     if let Some(hit) = store.lookup_domain(name) {
-        return Some(NameHit { hit });
+        return Some(hit);
     }
     if let Some(at) = name.find(".onion.")
         && let Some(hit) = store.lookup_domain(&name[..at + ".onion".len()])
     {
-        return Some(NameHit { hit });
+        return Some(hit);
     }
     for suffix in WRAPPING_SUFFIXES {
         if let Some(inner) = name.strip_suffix(suffix)
             && !inner.is_empty()
             && let Some(hit) = store.lookup_domain(inner)
         {
-            return Some(NameHit { hit });
+            return Some(hit);
         }
     }
-    store.match_wildcard(name).map(|hit| NameHit { hit })
+    store.match_wildcard(name)
 }
 
 #[cfg(test)]
