@@ -49,6 +49,35 @@ pub struct PacketView<'a> {
     pub payload: &'a [u8],
 }
 
+impl<'a> From<&crate::decode::Packet<'a>> for PacketView<'a> {
+    fn from(p: &crate::decode::Packet<'a>) -> Self {
+        PacketView {
+            ts: p.ts,
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            payload: p.payload,
+        }
+    }
+}
+
+impl PacketView<'static> {
+    /// A fragment whose datagram is not whole yet: addresses known, ports and payload not.
+    pub fn fragment(ts: Micros, meta: &crate::decode::FragmentMeta) -> Self {
+        PacketView {
+            ts,
+            src: meta.src,
+            dst: meta.dst,
+            proto: meta.proto,
+            src_port: 0,
+            dst_port: 0,
+            payload: &[],
+        }
+    }
+}
+
 /// What the detector has seen, for the stats line and `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DetectCounters {

@@ -94,30 +94,14 @@ impl Pipeline {
         let mut release = |e: Event| condenser.push(e, sink);
         match decoder.decode(frame.linktype, frame.ts, frame.data) {
             Ok(packet) => {
-                let view = PacketView {
-                    ts: packet.ts,
-                    src: packet.src,
-                    dst: packet.dst,
-                    proto: packet.proto,
-                    src_port: packet.src_port,
-                    dst_port: packet.dst_port,
-                    payload: packet.payload,
-                };
+                let view = PacketView::from(&packet);
                 detector.inspect(&view, &mut release);
             }
             Err(DecodeError::FragmentPending) => {
                 // The datagram is not whole yet, but its addresses are known: IP trails
                 // still match a fragment to a listed host.
                 if let Some(meta) = decoder.last_fragment() {
-                    let view = PacketView {
-                        ts: frame.ts,
-                        src: meta.src,
-                        dst: meta.dst,
-                        proto: meta.proto,
-                        src_port: 0,
-                        dst_port: 0,
-                        payload: &[],
-                    };
+                    let view = PacketView::fragment(frame.ts, &meta);
                     detector.inspect(&view, &mut release);
                 }
             }
