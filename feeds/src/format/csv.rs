@@ -17,6 +17,37 @@ pub struct CsvColumns {
     pub options: CsvOptions,
 }
 
+/// Read `text` as CSV rows (flexible width, `#` comment lines) and hand each readable row
+/// with its 1-based line number to `row_fn`; an unreadable row is reported malformed.
+pub(crate) fn for_each_row(
+    text: &str,
+    delimiter: u8,
+    file: &Path,
+    sink: &mut Sink<'_>,
+    mut row_fn: impl FnMut(usize, &::csv::StringRecord, &mut Sink<'_>),
+) {
+    let mut reader = ::csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let mut row = ::csv::StringRecord::new();
+    loop {
+        let no = reader.position().line() as usize;
+        match reader.read_record(&mut row) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                sink.malformed(file, no, format_args!("unreadable CSV row: {e}"));
+                continue;
+            }
+        }
+        let no = row.position().map_or(no, |p| p.line() as usize);
+        row_fn(no, &row, sink);
+    }
+}
+
 impl CsvColumns {
     pub fn new(options: CsvOptions) -> Self {
         CsvColumns { options }
@@ -28,33 +59,16 @@ impl TrailFormat for CsvColumns {
         let opts = &self.options;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let text = drop_blanks_before_quotes(text, opts.delimiter);
-        let mut reader = ::csv::ReaderBuilder::new()
-            .delimiter(opts.delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .comment(Some(b'#'))
-            .from_reader(text.as_bytes());
-        let mut row = ::csv::StringRecord::new();
         let mut header_pending = opts.header;
-        loop {
-            let no = reader.position().line() as usize;
-            match reader.read_record(&mut row) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    sink.malformed(file, no, format_args!("unreadable CSV row: {e}"));
-                    continue;
-                }
-            }
-            let no = row.position().map_or(no, |p| p.line() as usize);
+        for_each_row(&text, opts.delimiter, file, sink, |no, row, sink| {
             if std::mem::take(&mut header_pending) {
-                continue;
+                return;
             }
             if row.iter().all(|f| f.trim().is_empty()) {
-                continue;
+                return;
             }
             if too_long(row.as_slice(), file, no, sink) {
-                continue;
+                return;
             }
             let Some(value) = row.get(opts.column).map(str::trim) else {
                 sink.malformed(
@@ -66,7 +80,7 @@ impl TrailFormat for CsvColumns {
                         opts.column
                     ),
                 );
-                continue;
+                return;
             };
             let parsed = match opts.kind {
                 Some(kind) => parse_kind(kind, value),
@@ -85,7 +99,7 @@ impl TrailFormat for CsvColumns {
                 }
                 Err(reason) => sink.malformed(file, no, reason),
             }
-        }
+        });
     }
 }
 

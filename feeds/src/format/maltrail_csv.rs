@@ -15,29 +15,13 @@ pub struct MaltrailTrailsCsv;
 impl TrailFormat for MaltrailTrailsCsv {
     fn parse(&self, text: &str, file: &Path, sink: &mut Sink<'_>) {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut reader = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .comment(Some(b'#'))
-            .from_reader(text.as_bytes());
-        let mut row = ::csv::StringRecord::new();
-        loop {
-            let no = reader.position().line() as usize;
-            match reader.read_record(&mut row) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    sink.malformed(file, no, format_args!("unreadable CSV row: {e}"));
-                    continue;
-                }
-            }
-            let no = row.position().map_or(no, |p| p.line() as usize);
+        super::csv::for_each_row(text, b',', file, sink, |no, row, sink| {
             let trail = row.get(0).unwrap_or_default().trim();
             if trail.is_empty() && row.iter().all(|f| f.trim().is_empty()) {
-                continue;
+                return;
             }
             if too_long(row.as_slice(), file, no, sink) {
-                continue;
+                return;
             }
             match parse_trail(trail) {
                 Ok(indicator) => {
@@ -54,7 +38,7 @@ impl TrailFormat for MaltrailTrailsCsv {
                 }
                 Err(reason) => sink.malformed(file, no, reason),
             }
-        }
+        });
     }
 }
 
