@@ -212,6 +212,15 @@ pub struct TlsContext {
     pub cert_sha1: Option<String>,
 }
 
+/// Why a heuristic fired: its name and the evidence, counts included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeuristicContext {
+    /// The heuristic's configuration name: `port_scan`, `sql_injection`, `dga`...
+    pub name: String,
+    /// The evidence in words, with the counts: `12 distinct ports within 30 s (threshold 10)`.
+    pub reason: String,
+}
+
 /// Protocol context of an event; every part optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Context {
@@ -221,11 +230,13 @@ pub struct Context {
     pub dns: Option<DnsContext>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heuristic: Option<HeuristicContext>,
 }
 
 impl Context {
     pub fn is_empty(&self) -> bool {
-        self.http.is_none() && self.dns.is_none() && self.tls.is_none()
+        self.http.is_none() && self.dns.is_none() && self.tls.is_none() && self.heuristic.is_none()
     }
 }
 

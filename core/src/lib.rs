@@ -14,7 +14,8 @@ pub mod units;
 
 pub use config::{ConfigError, KeyPath};
 pub use event::{
-    Context, DnsContext, Event, EventId, EventKind, HttpContext, Micros, Proto, TlsContext,
+    Context, DnsContext, Event, EventId, EventKind, HeuristicContext, HttpContext, Micros, Proto,
+    TlsContext,
 };
 pub use indicator::{Indicator, IndicatorError, TrailKind, normalize_domain};
 pub use severity::Severity;

@@ -46,6 +46,8 @@ pub struct PacketView<'a> {
     pub proto: Proto,
     pub src_port: u16,
     pub dst_port: u16,
+    /// TCP header facts (flags, sequence numbers), for TCP packets.
+    pub tcp: Option<crate::decode::TcpInfo>,
     pub payload: &'a [u8],
 }
 
@@ -58,6 +60,7 @@ impl<'a> From<&crate::decode::Packet<'a>> for PacketView<'a> {
             proto: p.proto,
             src_port: p.src_port,
             dst_port: p.dst_port,
+            tcp: p.tcp,
             payload: p.payload,
         }
     }
@@ -73,6 +76,7 @@ impl PacketView<'static> {
             proto: meta.proto,
             src_port: 0,
             dst_port: 0,
+            tcp: None,
             payload: &[],
         }
     }

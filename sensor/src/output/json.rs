@@ -248,6 +248,7 @@ mod tests {
                 cert_sha1: None,
             }),
             dns: None,
+            heuristic: None,
         };
         let v: Value = serde_json::from_str(&render_line(&e)).unwrap();
         assert!(v.get("src_port").is_none());
