@@ -11,6 +11,7 @@ pub mod event;
 pub mod indicator;
 pub mod severity;
 pub mod units;
+pub mod wire;
 
 pub use config::{ConfigError, KeyPath};
 pub use event::{
@@ -20,3 +21,4 @@ pub use event::{
 pub use indicator::{Indicator, IndicatorError, TrailKind, normalize_domain};
 pub use severity::Severity;
 pub use units::{ByteSize, Duration, UnitError};
+pub use wire::{BatchAck, EventBatch, SensorStatus};
