@@ -1,4 +1,5 @@
-//! Application protocols parsed from transport payloads: DNS, HTTP/1.x and TLS.
+//! Application protocols parsed from transport payloads: DNS, HTTP/1.x, TLS and QUIC
+//! Initial packets (plus the MD5 that JA3 is defined with).
 //!
 //! Each file holds pure functions from bytes to structs: no I/O, no state beyond the
 //! arguments. The promises every parser here keeps:
@@ -15,6 +16,8 @@
 
 pub mod dns;
 pub mod http;
+pub mod md5;
+pub mod quic;
 pub mod tls;
 
 use std::fmt;
