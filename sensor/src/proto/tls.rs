@@ -795,6 +795,9 @@ pub struct ServerFlight<'a> {
     pub first_certificate: Option<&'a [u8]>,
     /// The payload ended inside a message: more bytes may hold the certificate.
     pub incomplete: bool,
+    /// The part of the flight sent in clear is over: a TLS 1.3 ServerHello (the rest is
+    /// encrypted), ServerHelloDone, or the Certificate message itself.
+    pub finished: bool,
 }
 
 /// Reads a server's handshake payload (from [`handshake_payload`]): ServerHello, then the
@@ -817,6 +820,10 @@ pub fn parse_server_flight(payload: &[u8]) -> Result<ServerFlight<'_>, TlsError>
             Ok(x) => x,
             Err(TlsError::Incomplete { .. }) => {
                 flight.incomplete = true;
+                // A Certificate message cut short may already hold the whole leaf.
+                if rest.first() == Some(&HandshakeType::CERTIFICATE.0) {
+                    flight.first_certificate = rest.get(HANDSHAKE_HEADER_LEN..).and_then(partial_leaf);
+                }
                 break;
             }
             Err(e) => return Err(e),
@@ -827,6 +834,7 @@ pub fn parse_server_flight(payload: &[u8]) -> Result<ServerFlight<'_>, TlsError>
                 let tls13 = hello.version() == ProtocolVersion::TLS_1_3;
                 flight.server_hello = Some(hello);
                 if tls13 {
+                    flight.finished = true;
                     break; // everything after is encrypted
                 }
             }
@@ -837,9 +845,13 @@ pub fn parse_server_flight(payload: &[u8]) -> Result<ServerFlight<'_>, TlsError>
                 if !list.buf.is_empty() {
                     flight.first_certificate = Some(list.vec24()?);
                 }
+                flight.finished = true;
                 break;
             }
-            HandshakeType::SERVER_HELLO_DONE => break,
+            HandshakeType::SERVER_HELLO_DONE => {
+                flight.finished = true;
+                break;
+            }
             _ => {}
         }
         rest = after;
@@ -848,6 +860,68 @@ pub fn parse_server_flight(payload: &[u8]) -> Result<ServerFlight<'_>, TlsError>
         return Err(TlsError::NotTls);
     }
     Ok(flight)
+}
+
+/// The leaf certificate from the start of a Certificate body that may be cut short: the
+/// list length, then the first certificate's length and all of its octets.
+fn partial_leaf(body: &[u8]) -> Option<&[u8]> {
+    let list_len = be_u24(body, 0)?;
+    let cert_len = be_u24(body, 3)?;
+    if cert_len == 0 || cert_len + 3 > list_len {
+        return None;
+    }
+    body.get(6..6 + cert_len)
+}
+
+/// What a server's stream shows of its certificate so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCertificate<'a> {
+    /// DER of the leaf certificate.
+    Leaf(&'a [u8]),
+    /// The clear part of the flight is still coming: wait for more bytes.
+    Pending,
+    /// No certificate will be seen in clear (TLS 1.3, a resumed session, not a server
+    /// flight at all).
+    Absent,
+}
+
+/// Looks for the leaf certificate in the start of a server's stream (records as sent;
+/// `scratch` joins fragments of several records, see [`handshake_payload`]).
+pub fn server_certificate<'s>(
+    stream: &'s [u8],
+    scratch: &'s mut Vec<u8>,
+) -> ServerCertificate<'s> {
+    let ended = clear_records_ended(stream);
+    let payload = match handshake_payload(stream, scratch) {
+        Ok(p) => p,
+        Err(TlsError::Incomplete { .. }) => return ServerCertificate::Pending,
+        Err(_) => return ServerCertificate::Absent,
+    };
+    match parse_server_flight(payload) {
+        Ok(ServerFlight {
+            first_certificate: Some(der),
+            ..
+        }) => ServerCertificate::Leaf(der),
+        Ok(flight) if !flight.finished && !ended => ServerCertificate::Pending,
+        // A record header whose fragment has not started yet.
+        Err(TlsError::NotTls) if payload.is_empty() && !ended => ServerCertificate::Pending,
+        _ => ServerCertificate::Absent,
+    }
+}
+
+/// True when the handshake records at the start of `stream` are followed by a record of
+/// another type (ChangeCipherSpec, application data) or by bytes that are not TLS: nothing
+/// more of the flight will come in clear.
+fn clear_records_ended(stream: &[u8]) -> bool {
+    let mut rest = stream;
+    loop {
+        match parse_record(rest) {
+            Ok((record, after)) if record.content_type == ContentType::HANDSHAKE => rest = after,
+            Ok(_) => return true,
+            Err(TlsError::Incomplete { .. }) => return false,
+            Err(_) => return true,
+        }
+    }
 }
 
 /// The transport a ClientHello arrived over: JA4's first character.
@@ -886,6 +960,11 @@ pub fn ja3_string(hello: &ClientHello<'_>) -> String {
         hello.ec_point_formats().iter().map(|&p| u16::from(p)),
     );
     s
+}
+
+/// JA3: the MD5 of [`ja3_string`], in lower-case hex.
+pub fn ja3(hello: &ClientHello<'_>) -> String {
+    super::md5::md5_hex(ja3_string(hello).as_bytes())
 }
 
 /// JA4 (FoxIO JA4 TLS client fingerprint), e.g. `t13d1516h2_8daaf6152771_e5627efa2ab1`.
@@ -1386,6 +1465,102 @@ mod tests {
                 .unwrap()
                 .first_certificate
                 .is_some()
+        );
+    }
+
+    /// A TLS 1.2 server flight: ServerHello, Certificate (leaf and a second certificate),
+    /// ServerHelloDone, cut into records of `record` octets.
+    fn tls12_flight(record: usize) -> (Vec<u8>, Vec<u8>) {
+        let leaf: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+        let issuer = vec![0x5a; 900];
+        let mut list = Vec::new();
+        for c in [&leaf, &issuer] {
+            list.extend_from_slice(&(c.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(c);
+        }
+        let mut body = (list.len() as u32).to_be_bytes()[1..].to_vec();
+        body.extend(list);
+        let mut payload = server_flight(None);
+        payload.truncate(payload.len() - 4 - 4 - body_len(&payload)); // drop its tiny cert + done
+        payload.push(11);
+        payload.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        payload.extend(body);
+        payload.extend_from_slice(&[14, 0, 0, 0]);
+        let mut stream = Vec::new();
+        for part in payload.chunks(record) {
+            stream.extend_from_slice(&[22, 3, 3]);
+            stream.extend_from_slice(&(part.len() as u16).to_be_bytes());
+            stream.extend_from_slice(part);
+        }
+        (stream, leaf)
+    }
+
+    /// Length of the fake Certificate body at the end of `server_flight`'s payload.
+    fn body_len(payload: &[u8]) -> usize {
+        // ... cert message: 11, len(3), body; then 14 0 0 0.
+        let at = payload.len() - 4;
+        let mut i = 0;
+        while i < at {
+            let (ty, body, _) = split_handshake(&payload[i..]).unwrap();
+            if ty == HandshakeType::CERTIFICATE {
+                return body.len();
+            }
+            i += 4 + body.len();
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn server_certificate_across_records_and_cuts() {
+        for record in [100, 1000, 16384] {
+            let (stream, leaf) = tls12_flight(record);
+            let mut scratch = Vec::new();
+            assert_eq!(
+                server_certificate(&stream, &mut scratch),
+                ServerCertificate::Leaf(&leaf)
+            );
+            // Every prefix: pending until the leaf is whole, then the leaf.
+            let mut first_leaf = None;
+            for n in 0..stream.len() {
+                match server_certificate(&stream[..n], &mut scratch) {
+                    ServerCertificate::Pending => assert!(first_leaf.is_none(), "{record} {n}"),
+                    ServerCertificate::Leaf(der) => {
+                        assert_eq!(der, &leaf[..]);
+                        first_leaf.get_or_insert(n);
+                    }
+                    ServerCertificate::Absent => panic!("absent at {n} of {record}"),
+                }
+            }
+            // The leaf is seen before the second certificate has arrived.
+            assert!(first_leaf.unwrap() < stream.len() - 900, "{record}");
+        }
+    }
+
+    #[test]
+    fn server_certificate_absent() {
+        let mut scratch = Vec::new();
+        // TLS 1.3: the certificate is encrypted.
+        let tls13 = records(&server_flight(Some(0x0304)), 60);
+        assert_eq!(
+            server_certificate(&tls13, &mut scratch),
+            ServerCertificate::Absent
+        );
+        // A resumed TLS 1.2 session: ServerHello, then ChangeCipherSpec.
+        let sh = server_flight(None);
+        let (_, body, _) = split_handshake(&sh).unwrap();
+        let mut stream = records(&sh[..4 + body.len()], 4 + body.len());
+        assert_eq!(
+            server_certificate(&stream, &mut scratch),
+            ServerCertificate::Pending
+        );
+        stream.extend_from_slice(&[20, 3, 3, 0, 1, 1]);
+        assert_eq!(
+            server_certificate(&stream, &mut scratch),
+            ServerCertificate::Absent
+        );
+        assert_eq!(
+            server_certificate(b"HTTP/1.1 200 OK\r\n", &mut scratch),
+            ServerCertificate::Absent
         );
     }
 }
