@@ -12,6 +12,7 @@ use crate::capture::{DEFAULT_BUFFER_SIZE, DEFAULT_READ_TIMEOUT_MS, DEFAULT_SNAPL
 use crate::condense::{DEFAULT_MAX_PENDING, DEFAULT_WINDOW_MICROS};
 use crate::flow::{DEFAULT_FLOW_TIMEOUT_MICROS, DEFAULT_MAX_FLOWS};
 use crate::output::{DailyLogConfig, FileConfig, Format, TcpConfig, UdpConfig};
+use crate::reassembly::{RawReassembly, ReassemblyLimits};
 
 /// Default folder of the daily Maltrail-format logs inside the state dir.
 pub const LOG_DIR_NAME: &str = "log";
@@ -62,6 +63,8 @@ pub struct RawSensor {
     pub ignore: Vec<String>,
     /// `[[sensor.output]]`: more sinks (file, tcp, udp, daily).
     pub output: Vec<RawOutput>,
+    /// `[sensor.reassembly]`: bounds of TCP/QUIC stream reassembly.
+    pub reassembly: RawReassembly,
 }
 
 impl Default for RawSensor {
@@ -83,6 +86,7 @@ impl Default for RawSensor {
             log_format: Format::Maltrail,
             ignore: Vec::new(),
             output: Vec::new(),
+            reassembly: RawReassembly::default(),
         }
     }
 }
@@ -175,6 +179,7 @@ pub struct SensorConfig {
     pub log: Option<DailyLogConfig>,
     pub outputs: Vec<RawOutput>,
     pub ignore: Vec<IgnoreRule>,
+    pub reassembly: ReassemblyLimits,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -259,6 +264,13 @@ impl RawSensor {
                 Err(e) => errors.push(ConfigError::new(key.key("ignore").index(i), e)),
             }
         }
+        let reassembly = self
+            .reassembly
+            .validate(&key.key("reassembly"))
+            .unwrap_or_else(|e| {
+                errors.extend(e);
+                ReassemblyLimits::default()
+            });
         let log = match &self.log_dir {
             Some(p) if p.as_os_str().is_empty() => None,
             Some(p) => Some(dirs.resolve(p)),
@@ -306,6 +318,7 @@ impl RawSensor {
             log,
             outputs,
             ignore,
+            reassembly,
         })
     }
 }

@@ -1,10 +1,12 @@
 //! Detection: one decoded packet in, trail events out.
 //!
 //! Per packet the detector parses the application layer it recognises (DNS on the DNS
-//! ports, HTTP requests on any TCP port, TLS ClientHellos), matches names, URLs, user
-//! agents and fingerprints against the trail store, and then checks the packet's
-//! addresses (IP, CIDR and IP:port trails) once per flow and direction. Events carry the
-//! protocol context they were found in; condensing happens after this stage.
+//! ports, HTTP requests on any TCP port, TLS ClientHellos and server certificates, QUIC
+//! client Initials), matches names, URLs, user agents and fingerprints against the trail
+//! store, and then checks the packet's addresses (IP, CIDR and IP:port trails) once per
+//! flow and direction. A message that spans segments (or QUIC packets) is gathered in a
+//! [`Reassembler`] stream first; a message whole in one segment never touches it. Events
+//! carry the protocol context they were found in; condensing happens after this stage.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -16,8 +18,10 @@ use spoor_feeds::TrailHandle;
 use spoor_feeds::store::{Matched, TrailHit, TrailStore};
 
 use crate::config::IgnoreRule;
+use crate::decode::TcpFlags;
 use crate::flow::{FlowKey, FlowSlot, FlowTable};
-use crate::proto::{dns, http, tls};
+use crate::proto::{dns, http, quic, tls};
+use crate::reassembly::{Awaiting, Inserted, Reassembler, ReassemblyLimits, Stream, StreamBuf};
 
 /// Ports whose UDP and TCP payloads are read as DNS: DNS, mDNS, LLMNR.
 pub const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
@@ -32,6 +36,9 @@ const LOCAL_SUFFIXES: [&str; 7] = [
     "intranet",
     "home.arpa",
 ];
+
+/// Packets between sweeps of idle reassembly streams (each sweep walks the open streams).
+const REASSEMBLY_SWEEP_EVERY: u64 = 1 << 16;
 
 /// Web gateways that wrap another name: `badsite.onion.to` is `badsite.onion`, and
 /// `evilname.ip-adress.com` (a site-information service) is about `evilname`.
@@ -93,6 +100,14 @@ pub struct DetectCounters {
     pub http_requests: u64,
     pub tls_client_hellos: u64,
     pub tls_malformed: u64,
+    /// Server certificates seen in clear (TLS ≤ 1.2).
+    pub tls_certificates: u64,
+    /// QUIC client Initial packets opened.
+    pub quic_initials: u64,
+    /// Datagrams that looked like a QUIC Initial but could not be opened.
+    pub quic_undecryptable: u64,
+    /// Opened Initials whose AEAD tag failed (read anyway: the keys are public).
+    pub quic_unauthenticated: u64,
 }
 
 /// Random-enough event ids without a dependency: splitmix64 over a per-process seed.
@@ -128,6 +143,9 @@ pub struct Detector {
     ignore: Vec<IgnoreRule>,
     tls_scratch: Vec<u8>,
     url_buf: String,
+    reassembly: Reassembler,
+    quic_scratch: Vec<u8>,
+    quic_crypto: StreamBuf,
     pub counters: DetectCounters,
 }
 
@@ -146,12 +164,25 @@ impl Detector {
             ignore,
             tls_scratch: Vec::new(),
             url_buf: String::new(),
+            reassembly: Reassembler::new(ReassemblyLimits::default()),
+            quic_scratch: Vec::new(),
+            quic_crypto: StreamBuf::default(),
             counters: DetectCounters::default(),
         }
     }
 
+    /// Replaces the reassembly bounds (the defaults otherwise).
+    pub fn with_reassembly(mut self, limits: ReassemblyLimits) -> Self {
+        self.reassembly = Reassembler::new(limits);
+        self
+    }
+
     pub fn flows(&self) -> &FlowTable {
         &self.flows
+    }
+
+    pub fn reassembly(&self) -> &Reassembler {
+        &self.reassembly
     }
 
     /// Inspect one packet; events go to `emit`.
@@ -167,7 +198,9 @@ impl Detector {
         let address_hit = self.addresses_hit(&store, p);
         let keep = address_hit;
         let on_dns_port = DNS_PORTS.contains(&p.src_port) || DNS_PORTS.contains(&p.dst_port);
-        if !p.payload.is_empty() {
+        if p.proto == Proto::TCP && !on_dns_port {
+            self.tcp_application(&store, p, keep, &mut context, &mut found);
+        } else if !p.payload.is_empty() {
             if p.proto == Proto::UDP && on_dns_port {
                 self.dns(
                     &store,
@@ -180,25 +213,30 @@ impl Detector {
                     &mut found,
                 );
             } else if p.proto == Proto::TCP {
-                if on_dns_port {
-                    for message in dns::split_tcp_messages(p.payload).flatten() {
-                        self.dns(
-                            &store,
-                            p,
-                            message,
-                            true,
-                            keep,
-                            &mut context,
-                            &mut skip_ip_check,
-                            &mut found,
-                        );
-                    }
-                } else if let Ok(request) = http::parse_request(p.payload) {
-                    self.http(&store, p, &request, keep, &mut context, &mut found);
-                } else if p.payload.first() == Some(&22) {
-                    self.tls(&store, p, keep, &mut context, &mut found);
+                // DNS over TCP (other TCP went to `tcp_application` above).
+                for message in dns::split_tcp_messages(p.payload).flatten() {
+                    self.dns(
+                        &store,
+                        p,
+                        message,
+                        true,
+                        keep,
+                        &mut context,
+                        &mut skip_ip_check,
+                        &mut found,
+                    );
                 }
+            } else if p.proto == Proto::UDP && quic::may_be_client_initial(p.payload) {
+                self.quic(&store, p, keep, &mut context, &mut found);
             }
+        }
+        if self
+            .counters
+            .packets
+            .is_multiple_of(REASSEMBLY_SWEEP_EVERY)
+            && !self.reassembly.is_empty()
+        {
+            self.reassembly.expire(p.ts);
         }
 
         // Address trails are looked up on every packet (a few nanoseconds each, cheaper
@@ -438,7 +476,11 @@ impl Detector {
         }
     }
 
-    fn tls(
+    /// HTTP requests, TLS handshakes and their reassembly on a TCP segment (any port but
+    /// DNS). A segment of a flow with an open stream feeds that stream; otherwise a segment
+    /// holding a whole message is read in place, and one that starts a message it cannot
+    /// finish opens a stream.
+    fn tcp_application(
         &mut self,
         store: &TrailStore,
         p: &PacketView<'_>,
@@ -446,43 +488,346 @@ impl Detector {
         context: &mut Context,
         found: &mut Vec<Event>,
     ) {
-        match tls::client_hello_needs(p.payload) {
-            tls::Needed::Complete { .. } => {}
-            tls::Needed::NotClientHello => {
-                self.server_certificate(store, p, found);
+        let flags = p.tcp.map_or(TcpFlags(0), |t| t.flags);
+        let closing = flags.intersects(TcpFlags::FIN | TcpFlags::RST);
+        if p.payload.is_empty() && !closing {
+            return; // a bare ACK: nothing to read, nothing to end
+        }
+        if !self.reassembly.is_empty() {
+            let key = self.tcp_key(p, false);
+            let mut fed = false;
+            if self.reassembly.may_hold(key)
+                && let Some(mut stream) = self.reassembly.take(key)
+            {
+                fed = true;
+                if let Some(tcp) = p.tcp
+                    && !p.payload.is_empty()
+                    && stream.add_segment(tcp.seq, p.payload) == Inserted::TooManyPieces
+                {
+                    self.reassembly.counters.pieces_refused += 1;
+                }
+                stream.seen(p.ts);
+                self.continue_stream(store, p, key, stream, closing, keep, context, found);
+            }
+            if flags.intersects(TcpFlags::RST) {
+                // A reset ends both directions.
+                let back = self.tcp_key(p, true);
+                if self.reassembly.may_hold(back) && self.reassembly.close(back) {
+                    self.reassembly.counters.closed += 1;
+                }
+            }
+            if fed {
+                return; // the segment belonged to a stream
+            }
+        }
+        if p.payload.is_empty() {
+            return;
+        }
+        match http::parse_request(p.payload) {
+            Ok(request) => {
+                // Headers not finished in this segment: wait for the rest. If no stream can
+                // be opened (budget used up), read what there is now.
+                if request.complete || closing || !self.open_stream(p, Awaiting::HttpRequest) {
+                    self.http(store, p, &request, keep, context, found);
+                }
                 return;
             }
-            tls::Needed::Incomplete { .. } => return,
+            Err(http::HttpError::Incomplete) => {
+                if !closing {
+                    self.open_stream(p, Awaiting::HttpRequest);
+                }
+                return;
+            }
+            Err(_) => {}
         }
-        let mut scratch = std::mem::take(&mut self.tls_scratch);
-        let mut parsed = None;
-        if let Ok(msg) = tls::handshake_payload(p.payload, &mut scratch)
-            && let Ok(hello) = tls::parse_client_hello(msg)
-        {
-            let sni = hello
-                .sni
-                .as_ref()
-                .and_then(|s| s.as_str())
-                .map(str::to_string);
-            let sni_hit = sni
-                .as_deref()
-                .filter(|n| !is_local_name(n) && !store.is_whitelisted_domain(n))
-                .and_then(|n| lookup_name(store, n));
-            // JA4 costs a SHA-256 and some formatting: only when something uses it.
-            let want_ja4 = keep || sni_hit.is_some() || store.has_ja4_trails();
-            let ja4 = want_ja4.then(|| tls::ja4(&hello, tls::Transport::Tcp));
-            parsed = Some((sni, sni_hit, ja4));
+        if p.payload.first() != Some(&22) {
+            return;
         }
-        scratch.clear();
-        self.tls_scratch = scratch;
-        let Some((sni, sni_hit, ja4)) = parsed else {
+        match tls::client_hello_needs(p.payload) {
+            tls::Needed::Complete { .. } => {
+                let mut scratch = std::mem::take(&mut self.tls_scratch);
+                match tls::handshake_payload(p.payload, &mut scratch) {
+                    Ok(msg) => self.client_hello(
+                        store,
+                        p,
+                        msg,
+                        tls::Transport::Tcp,
+                        keep,
+                        context,
+                        found,
+                    ),
+                    Err(_) => self.counters.tls_malformed += 1,
+                }
+                self.tls_scratch = scratch;
+            }
+            tls::Needed::Incomplete { .. } => {
+                if !closing {
+                    self.open_stream(p, Awaiting::ClientHello);
+                }
+            }
+            tls::Needed::NotClientHello => {
+                let mut scratch = std::mem::take(&mut self.tls_scratch);
+                match tls::server_certificate(p.payload, &mut scratch) {
+                    tls::ServerCertificate::Leaf(der) => self.certificate(store, p, der, found),
+                    tls::ServerCertificate::Pending if !closing => {
+                        self.open_stream(p, Awaiting::ServerCertificate);
+                    }
+                    _ => {}
+                }
+                self.tls_scratch = scratch;
+            }
+        }
+    }
+
+    /// The reassembly key of the packet's direction (`reverse`: the other direction).
+    fn tcp_key(&self, p: &PacketView<'_>, reverse: bool) -> u64 {
+        if reverse {
+            self.reassembly
+                .key(p.dst, p.dst_port, p.src, p.src_port, Proto::TCP.0, 0)
+        } else {
+            self.reassembly
+                .key(p.src, p.src_port, p.dst, p.dst_port, Proto::TCP.0, 0)
+        }
+    }
+
+    /// Opens a stream starting with this segment; false if refused (budget used up) or the
+    /// packet carries no TCP header facts.
+    fn open_stream(&mut self, p: &PacketView<'_>, awaiting: Awaiting) -> bool {
+        let Some(tcp) = p.tcp else { return false };
+        let key = self.tcp_key(p, false);
+        match self.reassembly.open(key, awaiting, tcp.seq, p.ts) {
+            Some(stream) => {
+                stream.add_segment(tcp.seq, p.payload);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Reads a stream that just received bytes: the message is handled and the stream
+    /// ended once it is whole, or once no more will come (FIN/RST, the side's cap); else it
+    /// goes back to wait.
+    #[allow(clippy::too_many_arguments)]
+    fn continue_stream(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        key: u64,
+        stream: Stream,
+        closing: bool,
+        keep: bool,
+        context: &mut Context,
+        found: &mut Vec<Event>,
+    ) {
+        let last_chance = closing || stream.buf.is_full();
+        let data = stream.buf.contiguous();
+        let done = match stream.awaiting {
+            Awaiting::HttpRequest => match http::parse_request(data) {
+                Ok(request) if request.complete || last_chance => {
+                    self.http(store, p, &request, keep, context, found);
+                    Some(request.complete)
+                }
+                Ok(_) | Err(http::HttpError::Incomplete) if !last_chance => None,
+                _ => Some(false),
+            },
+            Awaiting::ClientHello => match tls::client_hello_needs(data) {
+                tls::Needed::Complete { .. } => {
+                    let mut scratch = std::mem::take(&mut self.tls_scratch);
+                    match tls::handshake_payload(data, &mut scratch) {
+                        Ok(msg) => self.client_hello(
+                            store,
+                            p,
+                            msg,
+                            tls::Transport::Tcp,
+                            keep,
+                            context,
+                            found,
+                        ),
+                        Err(_) => self.counters.tls_malformed += 1,
+                    }
+                    self.tls_scratch = scratch;
+                    Some(true)
+                }
+                tls::Needed::Incomplete { .. } if !last_chance => None,
+                _ => Some(false),
+            },
+            Awaiting::ServerCertificate => {
+                let mut scratch = std::mem::take(&mut self.tls_scratch);
+                let done = match tls::server_certificate(data, &mut scratch) {
+                    tls::ServerCertificate::Leaf(der) => {
+                        self.certificate(store, p, der, found);
+                        Some(true)
+                    }
+                    tls::ServerCertificate::Pending if !last_chance => None,
+                    tls::ServerCertificate::Absent => Some(true),
+                    tls::ServerCertificate::Pending => Some(false),
+                };
+                self.tls_scratch = scratch;
+                done
+            }
+            // QUIC streams are read in `quic`; a TCP segment never shares their key.
+            Awaiting::QuicClientHello => Some(false),
+        };
+        match done {
+            None => self.reassembly.put_back(key, stream),
+            Some(whole) => {
+                let c = &mut self.reassembly.counters;
+                if whole {
+                    c.completed += 1;
+                } else if closing {
+                    c.closed += 1;
+                } else {
+                    c.overflowed += 1;
+                }
+                self.reassembly.finish(key, stream);
+            }
+        }
+    }
+
+    /// The client Initial packets of a UDP datagram (QUIC v1/v2): their CRYPTO frames are
+    /// gathered (across packets when needed) until the ClientHello is whole.
+    fn quic(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        keep: bool,
+        context: &mut Context,
+        found: &mut Vec<Event>,
+    ) {
+        let mut scratch = std::mem::take(&mut self.quic_scratch);
+        let mut rest = p.payload;
+        for _ in 0..quic::MAX_COALESCED {
+            let Ok(header) = quic::parse_initial_header(rest) else {
+                break;
+            };
+            let next = &rest[header.end..];
+            match quic::open_initial(rest, &mut scratch) {
+                Ok(opened) => {
+                    self.counters.quic_initials += 1;
+                    self.counters.quic_unauthenticated += u64::from(!opened.authenticated);
+                    self.quic_crypto(store, p, &opened, keep, context, found);
+                }
+                Err(_) => self.counters.quic_undecryptable += 1,
+            }
+            rest = next;
+        }
+        self.quic_scratch = scratch;
+    }
+
+    fn quic_crypto(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        opened: &quic::OpenedInitial<'_>,
+        keep: bool,
+        context: &mut Context,
+        found: &mut Vec<Event>,
+    ) {
+        let dcid = opened
+            .header
+            .dcid
+            .as_bytes()
+            .iter()
+            .fold(0u64, |h, &b| h.rotate_left(8) ^ u64::from(b));
+        let key = self
+            .reassembly
+            .key(p.src, p.src_port, p.dst, p.dst_port, Proto::UDP.0, dcid);
+        let open = if self.reassembly.may_hold(key) {
+            self.reassembly.take(key)
+        } else {
+            None
+        };
+        let mut buf = std::mem::take(&mut self.quic_crypto);
+        if open.is_none() {
+            buf.reset(self.reassembly.limits().client_bytes);
+        }
+        let mut stream = open;
+        let target = stream.as_mut().map_or(&mut buf, |s| &mut s.buf);
+        let mut pieces = 0;
+        let mut refused = 0;
+        let frames = quic::for_each_crypto_frame(opened.payload, |offset, data| {
+            pieces += 1;
+            if target.insert(offset, data) == Inserted::TooManyPieces {
+                refused += 1;
+            }
+        });
+        self.reassembly.counters.pieces_refused += refused;
+        let full = target.is_full();
+        let data = target.contiguous();
+        let whole = match tls::split_handshake(data) {
+            Ok(_) => {
+                self.client_hello(store, p, data, tls::Transport::Quic, keep, context, found);
+                Some(true)
+            }
+            Err(tls::TlsError::Incomplete { .. }) if !full && frames.is_ok() => None,
+            Err(_) => Some(false),
+        };
+        match (stream, whole) {
+            (Some(mut s), None) => {
+                s.seen(p.ts);
+                self.reassembly.put_back(key, s);
+            }
+            (Some(s), Some(whole)) => {
+                if whole {
+                    self.reassembly.counters.completed += 1;
+                } else {
+                    self.reassembly.counters.overflowed += 1;
+                }
+                self.reassembly.finish(key, s);
+            }
+            // The first piece of a ClientHello that needs more packets.
+            (None, None) if pieces > 0 => {
+                if let Some(s) = self
+                    .reassembly
+                    .open(key, Awaiting::QuicClientHello, 0, p.ts)
+                {
+                    std::mem::swap(&mut s.buf, &mut buf);
+                }
+            }
+            (None, _) => {}
+        }
+        self.quic_crypto = buf;
+    }
+
+    /// A ClientHello handshake message (joined from records over TCP, from CRYPTO frames
+    /// over QUIC): SNI against domain trails, JA4 against JA4 trails; JA3 and JA4 go into
+    /// the context of any event.
+    #[allow(clippy::too_many_arguments)]
+    fn client_hello(
+        &mut self,
+        store: &TrailStore,
+        p: &PacketView<'_>,
+        msg: &[u8],
+        transport: tls::Transport,
+        keep: bool,
+        context: &mut Context,
+        found: &mut Vec<Event>,
+    ) {
+        let Ok(hello) = tls::parse_client_hello(msg) else {
             self.counters.tls_malformed += 1;
             return;
         };
         self.counters.tls_client_hellos += 1;
+        let sni = hello
+            .sni
+            .as_ref()
+            .and_then(|s| s.as_str())
+            .map(str::to_string);
+        let sni_hit = sni
+            .as_deref()
+            .filter(|n| !is_local_name(n) && !store.is_whitelisted_domain(n))
+            .and_then(|n| lookup_name(store, n));
+        // JA4 costs a SHA-256 and some formatting, JA3 an MD5: only when something uses them.
+        let want_ja4 = keep || sni_hit.is_some() || store.has_ja4_trails();
+        let ja4 = want_ja4.then(|| tls::ja4(&hello, transport));
+        let ja4_hit = ja4.as_deref().and_then(|j| store.lookup_ja4(j));
+        if !keep && sni_hit.is_none() && ja4_hit.is_none() {
+            return;
+        }
         let tls_context = TlsContext {
             sni,
-            ja4: ja4.clone(),
+            ja4,
+            ja3: Some(tls::ja3(&hello)),
             ..TlsContext::default()
         };
         if keep {
@@ -495,37 +840,24 @@ impl Detector {
         if let Some(hit) = sni_hit {
             found.push(self.event(p, EventKind::Sni, &hit, Some(p.dst), ctx()));
         }
-        if let Some(ja4) = &ja4
-            && let Some(hit) = store.lookup_ja4(ja4)
-        {
+        if let Some(hit) = ja4_hit {
             found.push(self.event(p, EventKind::Ja4, &hit, Some(p.src), ctx()));
         }
     }
 
-    /// A server's first certificate (TLS ≤ 1.2 sends it in clear) against certificate
-    /// trails. Only a certificate inside this one segment is seen here; certificates
-    /// spread over segments need stream reassembly.
-    fn server_certificate(
+    /// A server's leaf certificate (TLS ≤ 1.2 sends it in clear): its SHA-1 against
+    /// certificate trails.
+    fn certificate(
         &mut self,
         store: &TrailStore,
         p: &PacketView<'_>,
+        der: &[u8],
         found: &mut Vec<Event>,
     ) {
-        let mut scratch = std::mem::take(&mut self.tls_scratch);
-        let sha1 = tls::handshake_payload(p.payload, &mut scratch)
-            .ok()
-            .and_then(|payload| tls::parse_server_flight(payload).ok())
-            .and_then(|flight| flight.first_certificate)
-            .map(|der| {
-                let digest =
-                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
-                let mut sha1 = [0u8; 20];
-                sha1.copy_from_slice(digest.as_ref());
-                sha1
-            });
-        scratch.clear();
-        self.tls_scratch = scratch;
-        let Some(sha1) = sha1 else { return };
+        self.counters.tls_certificates += 1;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+        let mut sha1 = [0u8; 20];
+        sha1.copy_from_slice(digest.as_ref());
         if let Some(hit) = store.lookup_cert(&sha1) {
             let hex: String = sha1.iter().map(|b| format!("{b:02x}")).collect();
             let ctx = Context {

@@ -2,8 +2,9 @@
 //!
 //! `capture` reads frames (live or from files), `decode` turns link-layer frames into
 //! network/transport facts (never panicking, every bad packet counted by reason), `flow`
-//! remembers which conversations were checked, `proto` parses DNS, HTTP and TLS from
-//! payloads, `condense` folds repeats into counts, `output` renders and ships events,
+//! remembers which conversations were checked, `reassembly` joins the first bytes of a
+//! direction when a message spans segments, `proto` parses DNS, HTTP, TLS and QUIC Initials
+//! from payloads, `condense` folds repeats into counts, `output` renders and ships events,
 //! `generator` writes deterministic benchmark captures.
 
 pub mod capture;
@@ -21,5 +22,8 @@ pub mod metrics;
 /// fan-out that counts every sink's failures and never lets one stop the sensor.
 pub mod output;
 pub mod pipeline;
+/// Stream reassembly of the first bytes of a direction (HTTP request heads, TLS handshakes,
+/// QUIC CRYPTO frames), bounded per stream and in total.
+pub mod reassembly;
 /// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
 pub mod proto;

@@ -51,7 +51,8 @@ impl Pipeline {
             Arc::clone(&trails),
             FlowTable::new(config.max_flows, config.flow_timeout_micros),
             config.ignore.clone(),
-        );
+        )
+        .with_reassembly(config.reassembly);
         Pipeline {
             decoder: Decoder::new(DecodeLimits::default()),
             detector,
@@ -199,6 +200,10 @@ impl Pipeline {
         saturations.insert(
             "condense_pending".to_string(),
             self.condenser.released_early,
+        );
+        saturations.insert(
+            "reassembly".to_string(),
+            self.detector.reassembly().counters.saturated,
         );
         saturations.insert(
             "fragments".to_string(),

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-use spoor_core::Micros;
+use serde::Deserialize;
+use spoor_core::{ByteSize, ConfigError, Duration, KeyPath, Micros};
 
 /// Bytes kept of a client's stream: an HTTP request head (headers with cookies run to a few
 /// KiB; the HTTP parser's line limit is 8 KiB) or a ClientHello (2 KiB with post-quantum key
@@ -61,6 +62,77 @@ impl Default for ReassemblyLimits {
             memory: DEFAULT_MEMORY,
             timeout_micros: DEFAULT_TIMEOUT_MICROS,
         }
+    }
+}
+
+/// `[sensor.reassembly]` as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReassembly {
+    /// Bytes kept of a client's stream (HTTP request head, ClientHello). Default 8KiB.
+    pub client_bytes: ByteSize,
+    /// Bytes kept of a server's stream (ServerHello and certificate). Default 16KiB.
+    pub server_bytes: ByteSize,
+    /// Memory all open streams may reserve together; past it new streams are refused and
+    /// counted as `reassembly` saturations. Default 32MiB.
+    pub memory: ByteSize,
+    /// A stream idle this long (packet time) is dropped. Default 30s.
+    pub timeout: Duration,
+}
+
+impl Default for RawReassembly {
+    fn default() -> Self {
+        RawReassembly {
+            client_bytes: ByteSize(DEFAULT_CLIENT_BYTES as u64),
+            server_bytes: ByteSize(DEFAULT_SERVER_BYTES as u64),
+            memory: ByteSize(DEFAULT_MEMORY as u64),
+            timeout: Duration::from_secs((DEFAULT_TIMEOUT_MICROS / 1_000_000) as u64),
+        }
+    }
+}
+
+/// Smallest per-side cap: a ClientHello or a short request head must fit.
+pub const MIN_SIDE_BYTES: u64 = 1024;
+/// Largest per-side cap: a TLS handshake message is bounded by the TLS parser anyway.
+pub const MAX_SIDE_BYTES: u64 = crate::proto::tls::MAX_HANDSHAKE_LEN as u64;
+
+impl RawReassembly {
+    pub fn validate(&self, key: &KeyPath) -> Result<ReassemblyLimits, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        for (name, size) in [
+            ("client_bytes", self.client_bytes),
+            ("server_bytes", self.server_bytes),
+        ] {
+            if !(MIN_SIDE_BYTES..=MAX_SIDE_BYTES).contains(&size.0) {
+                errors.push(ConfigError::new(
+                    key.key(name),
+                    format!(
+                        "must be between {} and {}",
+                        ByteSize(MIN_SIDE_BYTES),
+                        ByteSize(MAX_SIDE_BYTES)
+                    ),
+                ));
+            }
+        }
+        let largest = self.client_bytes.max(self.server_bytes);
+        if self.memory < largest || self.memory.0 > 1 << 40 {
+            errors.push(ConfigError::new(
+                key.key("memory"),
+                format!("must hold at least one stream ({largest}) and be at most 1TiB"),
+            ));
+        }
+        if self.timeout.as_std().is_zero() {
+            errors.push(ConfigError::new(key.key("timeout"), "must be above 0"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ReassemblyLimits {
+            client_bytes: self.client_bytes.0 as usize,
+            server_bytes: self.server_bytes.0 as usize,
+            memory: usize::try_from(self.memory.0).unwrap_or(usize::MAX),
+            timeout_micros: i64::try_from(self.timeout.as_std().as_micros()).unwrap_or(i64::MAX),
+        })
     }
 }
 
@@ -207,7 +279,8 @@ impl StreamBuf {
             self.data.resize(want, 0);
         }
         let mut at = start;
-        for &(rs, re) in &self.ranges[..usize::from(self.len)] {
+        let old = self.ranges;
+        for &(rs, re) in &old[..usize::from(self.len)] {
             if re <= at || rs >= end {
                 continue;
             }
@@ -243,6 +316,11 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// Marks the stream as seen at packet time `now`.
+    pub fn seen(&mut self, now: Micros) {
+        self.last_seen = now.0;
+    }
+
     /// Adds a TCP segment by its sequence number; bytes before the stream start are cut.
     pub fn add_segment(&mut self, seq: u32, payload: &[u8]) -> Inserted {
         let rel = seq.wrapping_sub(self.base) as i32;

@@ -100,6 +100,7 @@ fn sample_documents_every_key() {
         fields::<RawFeedOverride>(),
         fields::<RawCustomFeed>(),
         fields::<spoor_sensor::config::RawSensor>(),
+        fields::<spoor_sensor::reassembly::RawReassembly>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))

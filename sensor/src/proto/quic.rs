@@ -10,7 +10,8 @@
 //! functions, no panics, bounded work: a datagram holds at most [`MAX_COALESCED`] packets
 //! examined, a payload at most [`MAX_FRAMES`] non-padding frames.
 
-use aws_lc_rs::{aead, hkdf};
+use aws_lc_rs::iv::FixedLength;
+use aws_lc_rs::{aead, cipher, hkdf};
 
 /// QUIC version 1 (RFC 9000).
 pub const VERSION_1: u32 = 0x0000_0001;
@@ -47,9 +48,8 @@ pub enum QuicError {
     /// A field is out of range or a frame is not allowed in an Initial packet.
     #[error("malformed QUIC {0}")]
     Malformed(&'static str),
-    /// The payload did not authenticate with the client's Initial keys (a server's Initial,
-    /// a retransmission after a Retry, or garbage).
-    #[error("QUIC Initial did not decrypt with the client keys")]
+    /// The cipher refused the key or the input (never expected with valid lengths).
+    #[error("QUIC Initial could not be decrypted")]
     Decrypt,
 }
 
@@ -101,6 +101,16 @@ pub fn version_params(version: u32) -> Option<&'static VersionParams> {
         VERSION_2 => Some(&V2),
         _ => None,
     }
+}
+
+/// A cheap look before any cryptography: a long header of a version this sensor opens,
+/// the Initial packet type, and the padded size of a client's datagram.
+pub fn may_be_client_initial(datagram: &[u8]) -> bool {
+    if datagram.len() < MIN_INITIAL_DATAGRAM || datagram[0] & 0x80 == 0 {
+        return false;
+    }
+    let version = u32::from_be_bytes([datagram[1], datagram[2], datagram[3], datagram[4]]);
+    version_params(version).is_some_and(|v| (datagram[0] >> 4) & 0b11 == v.initial_type)
 }
 
 /// A connection ID, copied (at most [`MAX_CID_LEN`] octets).
@@ -311,6 +321,9 @@ pub fn parse_initial_header(packet: &[u8]) -> Result<InitialHeader, QuicError> {
 pub struct OpenedInitial<'s> {
     pub header: InitialHeader,
     pub packet_number: u32,
+    /// The AEAD tag verified. Only a damaged (or oddly generated) packet fails it: anyone
+    /// can compute a valid tag, so a verified tag is no proof of origin either.
+    pub authenticated: bool,
     /// The decrypted payload (frames), in the caller's scratch buffer.
     pub payload: &'s [u8],
 }
@@ -365,17 +378,38 @@ pub fn open_with_keys<'s>(
         .map(aead::LessSafeKey::new)
         .map_err(|_| QuicError::Decrypt)?;
     let (aad, in_out) = scratch.split_at_mut(payload_start);
-    let plain_len = key
+    let authenticated = key
         .open_in_place(
             aead::Nonce::assume_unique_for_key(nonce),
             aead::Aad::from(&*aad),
             in_out,
         )
-        .map_err(|_| QuicError::Decrypt)?
-        .len();
+        .is_ok();
+    let plain_len = header.end - payload_start - TAG_LEN;
+    if !authenticated {
+        // Initial keys are public: the tag says nothing about who sent the packet, only
+        // that it was not damaged. A packet whose tag fails is still read with GCM's
+        // keystream (AES-CTR from counter 2, NIST SP 800-38D §7.2) and flagged; the frame
+        // and ClientHello parsers judge what comes out.
+        in_out.copy_from_slice(&packet[payload_start..header.end]);
+        let mut iv = [0u8; 16];
+        iv[..12].copy_from_slice(&nonce);
+        iv[15] = 2;
+        cipher::UnboundCipherKey::new(&cipher::AES_128, &keys.key)
+            .and_then(cipher::DecryptingKey::ctr)
+            .and_then(|k| {
+                k.decrypt(
+                    &mut in_out[..plain_len],
+                    cipher::DecryptionContext::Iv128(FixedLength::from(iv)),
+                )
+                .map(|_| ())
+            })
+            .map_err(|_| QuicError::Decrypt)?;
+    }
     Ok(OpenedInitial {
         header,
         packet_number,
+        authenticated,
         payload: &scratch[payload_start..payload_start + plain_len],
     })
 }
@@ -520,6 +554,7 @@ mod tests {
         assert_eq!(opened.header.dcid.as_bytes(), unhex(DCID));
         assert_eq!(opened.header.end, 1200);
         assert_eq!(opened.packet_number, 2);
+        assert!(opened.authenticated);
         assert_eq!(opened.payload.len(), 1162);
         let frame = unhex(CRYPTO_FRAME);
         assert_eq!(&opened.payload[..frame.len()], &frame[..]);
@@ -558,16 +593,27 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_tag_still_yields_the_payload() {
+        let mut p = v1_packet();
+        let last = p.len() - 1;
+        p[last] ^= 1;
+        let mut scratch = Vec::new();
+        let opened = open_initial(&p, &mut scratch).unwrap();
+        assert!(!opened.authenticated);
+        assert_eq!(&opened.payload[..4], &[0x06, 0x00, 0x40, 0xf1]);
+        assert_eq!(opened.payload.len(), 1162);
+    }
+
+    #[test]
     fn versions_do_not_mix() {
         // The v1 packet relabelled as v2 (type bits adjusted) must fail authentication.
         let mut p = v1_packet();
         p[1..5].copy_from_slice(&VERSION_2.to_be_bytes());
         p[0] = (p[0] & !0x30) | 0x10;
         let mut scratch = Vec::new();
-        assert_eq!(
-            open_initial(&p, &mut scratch).unwrap_err(),
-            QuicError::Decrypt
-        );
+        let opened = open_initial(&p, &mut scratch).unwrap();
+        assert!(!opened.authenticated);
+        assert!(for_each_crypto_frame(opened.payload, |_, _| {}).is_err());
         // Unknown version, short header, Handshake type.
         let mut p = v1_packet();
         p[4] = 2;
