@@ -230,10 +230,7 @@ impl Detector {
                 self.quic(&store, p, keep, &mut context, &mut found);
             }
         }
-        if self
-            .counters
-            .packets
-            .is_multiple_of(REASSEMBLY_SWEEP_EVERY)
+        if self.counters.packets.is_multiple_of(REASSEMBLY_SWEEP_EVERY)
             && !self.reassembly.is_empty()
         {
             self.reassembly.expire(p.ts);
@@ -547,15 +544,9 @@ impl Detector {
             tls::Needed::Complete { .. } => {
                 let mut scratch = std::mem::take(&mut self.tls_scratch);
                 match tls::handshake_payload(p.payload, &mut scratch) {
-                    Ok(msg) => self.client_hello(
-                        store,
-                        p,
-                        msg,
-                        tls::Transport::Tcp,
-                        keep,
-                        context,
-                        found,
-                    ),
+                    Ok(msg) => {
+                        self.client_hello(store, p, msg, tls::Transport::Tcp, keep, context, found)
+                    }
                     Err(_) => self.counters.tls_malformed += 1,
                 }
                 self.tls_scratch = scratch;

@@ -42,8 +42,10 @@ pub const MAX_RANGES: usize = 8;
 const SPARE_BUFFERS: usize = 64;
 /// Slots of the counting filter consulted before the stream table (2 bytes each: 128 KiB).
 const FILTER_SLOTS: usize = 1 << 16;
-/// Open streams at most, whatever the memory budget (the table is sized for this).
+/// Open streams at most, whatever the memory budget.
 const MAX_STREAMS: usize = 1 << 16;
+/// Sweeps for idle streams that a full budget may trigger per timeout period.
+const SWEEPS_PER_TIMEOUT: i64 = 8;
 
 /// The bounds of the reassembler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,6 +385,8 @@ pub struct Reassembler {
     seed: u64,
     reserved: usize,
     spare: Vec<Vec<u8>>,
+    /// Packet time of the last sweep of idle streams.
+    last_sweep: i64,
     pub counters: ReassemblyCounters,
 }
 
@@ -414,6 +418,7 @@ impl Reassembler {
             seed: mix64(seed),
             reserved: 0,
             spare: Vec::new(),
+            last_sweep: i64::MIN,
             counters: ReassemblyCounters::default(),
         }
     }
@@ -502,7 +507,12 @@ impl Reassembler {
         }
         let cap = awaiting.cap(&self.limits);
         if self.reserved + cap > self.limits.memory || self.streams.len() >= MAX_STREAMS {
-            self.expire(now);
+            // Sweeping walks every stream: under a flood of refusals, at most a few times
+            // per timeout period.
+            let sweep_gap = (self.limits.timeout_micros / SWEEPS_PER_TIMEOUT).max(1);
+            if now.0.saturating_sub(self.last_sweep) >= sweep_gap {
+                self.expire(now);
+            }
             if self.reserved + cap > self.limits.memory || self.streams.len() >= MAX_STREAMS {
                 self.counters.saturated += 1;
                 return None;
@@ -569,17 +579,25 @@ impl Reassembler {
 
     /// Drops every stream idle past the timeout at packet time `now`.
     pub fn expire(&mut self, now: Micros) {
+        self.last_sweep = now.0;
         let timeout = self.limits.timeout_micros;
-        let idle: Vec<u64> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| now.0.saturating_sub(s.last_seen) >= timeout)
-            .map(|(&k, _)| k)
-            .collect();
-        for key in idle {
-            self.close(key);
-            self.counters.expired += 1;
-        }
+        let Reassembler {
+            streams,
+            filter,
+            reserved,
+            counters,
+            ..
+        } = self;
+        streams.retain(|&key, s| {
+            let live = now.0.saturating_sub(s.last_seen) < timeout;
+            if !live {
+                *reserved -= s.reserved;
+                let slot = &mut filter[Self::slot(key)];
+                *slot = slot.saturating_sub(1);
+                counters.expired += 1;
+            }
+            live
+        });
     }
 }
 
@@ -675,9 +693,7 @@ mod tests {
     fn segments_before_the_start_are_cut() {
         let mut r = Reassembler::new(ReassemblyLimits::default());
         let key = 7;
-        let s = r
-            .open(key, Awaiting::HttpRequest, 1000, Micros(0))
-            .unwrap();
+        let s = r.open(key, Awaiting::HttpRequest, 1000, Micros(0)).unwrap();
         s.add_segment(1000, b"GET ");
         // A retransmission starting 4 bytes earlier (before the stream) and a wrapped seq.
         s.add_segment(996, b"xxxxGET /a");
@@ -709,7 +725,10 @@ mod tests {
         // Closing one makes room; idle ones expire when room is needed.
         assert!(r.close(3));
         assert!(r.open(99, Awaiting::ClientHello, 0, Micros(1)).is_some());
-        assert!(r.open(100, Awaiting::ServerCertificate, 0, Micros(20_000_000)).is_some());
+        assert!(
+            r.open(100, Awaiting::ServerCertificate, 0, Micros(20_000_000))
+                .is_some()
+        );
         assert_eq!(r.counters.expired, 10);
         assert_eq!(r.len(), 1);
         assert_eq!(r.reserved(), 4096);

@@ -54,10 +54,12 @@ pub fn md5(data: &[u8]) -> [u8; 16] {
 /// Lower-case hex of the MD5 digest: JA3's published form.
 pub fn md5_hex(data: &[u8]) -> String {
     use std::fmt::Write as _;
-    md5(data).iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    md5(data)
+        .iter()
+        .fold(String::with_capacity(32), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn compress(state: &mut [u32; 4], block: &[u8]) {

@@ -181,10 +181,7 @@ fn expand_label(prk: &hkdf::Prk, label: &[u8], out: &mut [u8]) -> Result<(), Qui
 
 /// The client's Initial keys for a connection whose client chose `dcid` (RFC 9001 §5.2):
 /// `client_initial_secret = HKDF-Expand-Label(HKDF-Extract(salt, dcid), "client in", "", 32)`.
-pub fn client_initial_keys(
-    params: &VersionParams,
-    dcid: &[u8],
-) -> Result<InitialKeys, QuicError> {
+pub fn client_initial_keys(params: &VersionParams, dcid: &[u8]) -> Result<InitialKeys, QuicError> {
     let initial = hkdf::Salt::new(hkdf::HKDF_SHA256, &params.salt).extract(dcid);
     let mut secret = [0u8; 32];
     expand_label(&initial, b"client in", &mut secret)?;
@@ -231,7 +228,8 @@ impl<'a> Cursor<'a> {
         Ok(b)
     }
     fn varint(&mut self) -> Result<u64, QuicError> {
-        let (v, n) = varint(&self.buf[self.pos.min(self.buf.len())..]).ok_or(QuicError::Truncated)?;
+        let (v, n) =
+            varint(&self.buf[self.pos.min(self.buf.len())..]).ok_or(QuicError::Truncated)?;
         self.pos += n;
         Ok(v)
     }
@@ -642,7 +640,10 @@ mod tests {
         let packet = v1_packet();
         let mut scratch = Vec::new();
         for n in 0..packet.len() {
-            assert!(open_initial(&packet[..n], &mut scratch).is_err(), "prefix {n}");
+            assert!(
+                open_initial(&packet[..n], &mut scratch).is_err(),
+                "prefix {n}"
+            );
         }
         for i in 0..packet.len() {
             let mut p = packet.clone();

@@ -822,7 +822,8 @@ pub fn parse_server_flight(payload: &[u8]) -> Result<ServerFlight<'_>, TlsError>
                 flight.incomplete = true;
                 // A Certificate message cut short may already hold the whole leaf.
                 if rest.first() == Some(&HandshakeType::CERTIFICATE.0) {
-                    flight.first_certificate = rest.get(HANDSHAKE_HEADER_LEN..).and_then(partial_leaf);
+                    flight.first_certificate =
+                        rest.get(HANDSHAKE_HEADER_LEN..).and_then(partial_leaf);
                 }
                 break;
             }
@@ -887,10 +888,7 @@ pub enum ServerCertificate<'a> {
 
 /// Looks for the leaf certificate in the start of a server's stream (records as sent;
 /// `scratch` joins fragments of several records, see [`handshake_payload`]).
-pub fn server_certificate<'s>(
-    stream: &'s [u8],
-    scratch: &'s mut Vec<u8>,
-) -> ServerCertificate<'s> {
+pub fn server_certificate<'s>(stream: &'s [u8], scratch: &'s mut Vec<u8>) -> ServerCertificate<'s> {
     let ended = clear_records_ended(stream);
     let payload = match handshake_payload(stream, scratch) {
         Ok(p) => p,
