@@ -7,6 +7,7 @@
 //! from suricata-verify's test expectations, JA4/JA3 of the crafted hello worked out by
 //! hand (hashes by Python's hashlib), QUIC server names from an independent Python decoder.
 
+#[allow(dead_code)] // helpers shared with the acceptance tests; this file uses some
 mod support;
 
 use std::net::IpAddr;
