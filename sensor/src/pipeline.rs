@@ -19,6 +19,7 @@ use crate::config::SensorConfig;
 use crate::decode::{DecodeError, DecodeLimits, Decoder};
 use crate::detect::{Detector, PacketView};
 use crate::flow::FlowTable;
+use crate::heuristics::Heuristics;
 use crate::metrics::{MetricsHub, Snapshot, thread_cpu_nanos};
 
 /// Frames between looks at the wall clock (publishing metrics, stats lines).
@@ -46,10 +47,23 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: &SensorConfig, trails: Arc<TrailHandle>, metrics: MetricsHub) -> Self {
+        let heuristics = Arc::new(Heuristics::new(config.heuristics));
+        Pipeline::with_heuristics(config, trails, metrics, heuristics)
+    }
+
+    /// A pipeline whose heuristics are shared with other pipelines (the workers of one
+    /// sensor).
+    pub fn with_heuristics(
+        config: &SensorConfig,
+        trails: Arc<TrailHandle>,
+        metrics: MetricsHub,
+        heuristics: Arc<Heuristics>,
+    ) -> Self {
         let detector = Detector::new(
             config.name.clone(),
             Arc::clone(&trails),
             FlowTable::new(config.max_flows, config.flow_timeout_micros),
+            heuristics,
             config.ignore.clone(),
         );
         Pipeline {
@@ -204,6 +218,9 @@ impl Pipeline {
             "fragments".to_string(),
             d.fragments_refused_table_full + d.fragments_refused_budget,
         );
+        for (name, refused) in self.detector.heuristics().saturations() {
+            saturations.insert(name.to_string(), refused);
+        }
         let store = self.trails.current();
         let meta = store.meta();
         let now = SystemTime::now()
