@@ -119,8 +119,8 @@ pub struct RawDga {
     pub enabled: Option<bool>,
     /// Entropy (bits per character) of the registrable label above which it looks generated.
     pub entropy: Option<f64>,
-    /// Consonants in the registrable label above which it looks generated.
-    pub consonants: Option<u32>,
+    /// A run of consonants in the registrable label longer than this looks generated.
+    pub consonant_run: Option<u32>,
 }
 
 /// `[sensor.heuristics.long_domain]` as written.
@@ -215,10 +215,10 @@ impl RawHeuristics {
                 "must be above 0 and at most 8 (bits per character)",
             ));
         }
-        c.dga.consonants = self.dga.consonants.unwrap_or(d.dga.consonants);
-        if c.dga.consonants == 0 || c.dga.consonants > 63 {
+        c.dga.consonant_run = self.dga.consonant_run.unwrap_or(d.dga.consonant_run);
+        if c.dga.consonant_run == 0 || c.dga.consonant_run > 63 {
             errors.push(ConfigError::new(
-                key.key("dga").key("consonants"),
+                key.key("dga").key("consonant_run"),
                 "must be between 1 and 63 (a label's length)",
             ));
         }

@@ -26,3 +26,4 @@ pub mod output;
 pub mod pipeline;
 /// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
 pub mod proto;
+pub mod workers;

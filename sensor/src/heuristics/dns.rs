@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `dns_exhaustion` | queries | ≥ 1000 distinct subdomains of one domain within 60 s (estimated) | potential dns exhaustion |
 //! | `nxdomain` | NXDOMAIN answers | > 20 distinct names answered NXDOMAIN to one client within an hour (sliding) | excessive no such domain (suspicious) |
-//! | `dga` | NXDOMAIN answers | the registrable label's entropy > 3.5 bits, else its consonants > 7 | entropy / consonant threshold no such domain (suspicious) |
+//! | `dga` | NXDOMAIN answers | the registrable label's entropy > 3.5 bits, else a run of more than 6 consonants | entropy / consonant threshold no such domain (suspicious) |
 //! | `long_domain` | queries | the leftmost label is longer than 24 characters and has no `-` | long domain (suspicious) |
 //!
 //! Thresholds are Maltrail's. "Domain" is the registrable part of a name, taken as the
@@ -12,7 +12,10 @@
 //! (`example.co.uk`); there is no public-suffix list on the packet path. Names in local
 //! zones and whitelisted names never reach these checks (the detector filters them).
 //!
-//! Differences from Maltrail: NXDOMAIN answers are counted per client (a DGA-infected
+//! Differences from Maltrail: the consonant rule looks at the longest run of consonants
+//! (`xkqwzlvbnmfghjd`: 15) rather than their number (Maltrail: more than 7), which flags
+//! ordinary compound names such as `cloudstartri.com` (8 consonants, longest run 3);
+//! words run up to five consonants (`strengths`), glued words up to six (`worldscript`). NXDOMAIN answers are counted per client (a DGA-infected
 //! host asks for many unrelated names) in a sliding window rather than per parent domain
 //! in hour buckets; DNS exhaustion counts with a 2048-bit sketch per domain (about ±2 %
 //! at the threshold) instead of a set of names, so a flood of names costs a fixed amount
@@ -80,12 +83,26 @@ pub fn entropy(label: &str) -> f64 {
         .sum::<f64>()
 }
 
-/// Consonants in a label (ASCII, case-insensitive).
+/// Consonants in a label (ASCII, case-insensitive): Maltrail's figure.
 pub fn consonants(label: &str) -> u32 {
     label
         .bytes()
         .filter(|b| CONSONANTS.contains(&b.to_ascii_lowercase()))
         .count() as u32
+}
+
+/// The longest run of consecutive consonants in a label.
+pub fn consonant_run(label: &str) -> u32 {
+    let (mut run, mut longest) = (0u32, 0u32);
+    for b in label.bytes() {
+        if CONSONANTS.contains(&b.to_ascii_lowercase()) {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest
 }
 
 impl Heuristics {
@@ -186,7 +203,7 @@ impl Heuristics {
             return;
         }
         let e = entropy(label);
-        let k = consonants(label);
+        let k = consonant_run(label);
         let (info, reason) = if e > cfg.entropy {
             (
                 "entropy threshold no such domain (suspicious)",
@@ -195,12 +212,12 @@ impl Heuristics {
                     cfg.entropy
                 ),
             )
-        } else if k > cfg.consonants {
+        } else if k > cfg.consonant_run {
             (
                 "consonant threshold no such domain (suspicious)",
                 format!(
-                    "label `{label}` has {k} consonants (threshold {})",
-                    cfg.consonants
+                    "label `{label}` has a run of {k} consonants (threshold {})",
+                    cfg.consonant_run
                 ),
             )
         } else {
@@ -330,7 +347,10 @@ mod tests {
         let mut out = Vec::new();
         h.dns_nxdomain(&query(0), CLIENT, "google.com", &mut out);
         h.dns_nxdomain(&query(0), CLIENT, "some-long-hyphenated-name.com", &mut out);
-        assert!(out.is_empty());
+        h.dns_nxdomain(&query(0), CLIENT, "cloudstartri.com", &mut out);
+        h.dns_nxdomain(&query(0), CLIENT, "strengths.example", &mut out);
+        h.dns_nxdomain(&query(0), CLIENT, "worldscript.example", &mut out);
+        assert!(out.is_empty(), "{out:#?}");
         h.dns_nxdomain(&query(0), CLIENT, "xkqwzlvbnmfghjd.com", &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].trail, "(xkqwzlvbnmfghjd).com");
@@ -371,5 +391,7 @@ mod tests {
         assert!((entropy("google") - 1.918_295_834_1).abs() < 1e-9);
         assert_eq!(entropy("aaaa"), 0.0);
         assert_eq!(consonants("abcdefghij"), 7);
+        assert_eq!(consonant_run("cloudstartri"), 3);
+        assert_eq!(consonant_run("xkqwzlvbnmfghjd"), 15);
     }
 }

@@ -44,8 +44,9 @@ pub struct DgaConfig {
     /// Shannon entropy (bits per character) of the registrable label above which the
     /// name looks generated.
     pub entropy: f64,
-    /// Consonants in the registrable label above which the name looks generated.
-    pub consonants: u32,
+    /// A run of consecutive consonants in the registrable label longer than this makes
+    /// the name look generated.
+    pub consonant_run: u32,
 }
 
 /// Queries whose leftmost label is unusually long (data smuggled in names).
@@ -75,20 +76,25 @@ pub const DEFAULT_NXDOMAIN_THRESHOLD: u32 = 20;
 pub const DEFAULT_NXDOMAIN_WINDOW_SECS: u32 = 3600;
 /// Maltrail's `SUSPICIOUS_DOMAIN_ENTROPY_THRESHOLD`.
 pub const DEFAULT_DGA_ENTROPY: f64 = 3.5;
-/// Maltrail's `SUSPICIOUS_DOMAIN_CONSONANT_THRESHOLD`.
-pub const DEFAULT_DGA_CONSONANTS: u32 = 7;
+/// Longest ordinary run of consonants: words have up to five (`strengths`), names glued
+/// from words up to six (`worldscript`); random letters run longer. Maltrail counts all
+/// consonants instead (`SUSPICIOUS_DOMAIN_CONSONANT_THRESHOLD` 7).
+pub const DEFAULT_DGA_CONSONANT_RUN: u32 = 6;
 /// Maltrail's `SUSPICIOUS_DOMAIN_LENGTH_THRESHOLD`.
 pub const DEFAULT_LONG_LABEL: u32 = 24;
 
-/// Keys tracked per (source, host) table: 112 bytes a key at threshold 10, so 16,384
-/// keys take 1.8 MiB when full.
-pub const DEFAULT_MAX_TRACKED_PAIRS: usize = 16_384;
-/// Keys of the infection table (sources probing worm ports; 288 bytes each at 32).
+/// Keys tracked per (source, host) port table: every new pair with a probe takes one
+/// for a window (a busy link opens thousands of conversations a second). 16 bytes a key,
+/// plus a quarter of the keys with room for 11 values (112 bytes): 2.8 MiB when full.
+pub const DEFAULT_MAX_TRACKED_PAIRS: usize = 65_536;
+/// Keys of the web scan table ((client, server) pairs making HTTP requests): 0.7 MiB.
+pub const DEFAULT_MAX_TRACKED_WEB: usize = 16_384;
+/// Keys of the infection table ((source, worm port) pairs): 0.35 MiB.
 pub const DEFAULT_MAX_TRACKED_INFECTION: usize = 4_096;
-/// Clients tracked for NXDOMAIN floods (192 bytes each at threshold 20).
+/// Clients tracked for NXDOMAIN floods: 0.25 MiB.
 pub const DEFAULT_MAX_TRACKED_NXDOMAIN: usize = 4_096;
-/// Domains tracked for DNS exhaustion (a 2048-bit sketch each: 280 bytes).
-pub const DEFAULT_MAX_TRACKED_DOMAINS: usize = 4_096;
+/// Domains tracked for DNS exhaustion (a quarter with a 2048-bit sketch): 1.3 MiB.
+pub const DEFAULT_MAX_TRACKED_DOMAINS: usize = 16_384;
 /// Largest threshold of a distinct-value table: each key keeps threshold + 1 values.
 pub const MAX_DISTINCT_THRESHOLD: u32 = 1024;
 /// Largest DNS exhaustion threshold (the sketch is capped at 32 768 bits: 2 per unit).
@@ -143,7 +149,7 @@ impl Default for HeuristicsConfig {
             web_scan: CountingConfig::new(
                 DEFAULT_WEB_SCAN_THRESHOLD,
                 DEFAULT_SCAN_WINDOW_SECS,
-                DEFAULT_MAX_TRACKED_PAIRS,
+                DEFAULT_MAX_TRACKED_WEB,
             ),
             dns_exhaustion: CountingConfig::new(
                 DEFAULT_DNS_EXHAUSTION_THRESHOLD,
@@ -158,7 +164,7 @@ impl Default for HeuristicsConfig {
             dga: DgaConfig {
                 enabled: true,
                 entropy: DEFAULT_DGA_ENTROPY,
-                consonants: DEFAULT_DGA_CONSONANTS,
+                consonant_run: DEFAULT_DGA_CONSONANT_RUN,
             },
             long_domain: LongDomainConfig {
                 enabled: true,

@@ -12,7 +12,10 @@
 //! Both are fixed arrays allocated once (zeroed pages: memory becomes resident as keys
 //! arrive, up to the cap), split into [`MAX_SHARDS`] shards behind their own locks so
 //! workers share one view of every key (a scan spread over workers is counted once,
-//! whole). A key lives in the 8-slot bucket its keyed 64-bit hash names and is stored as
+//! whole). A key's first value is only a 16-byte sighting; at its second distinct
+//! value within the window it moves to an evidence slot (a quarter of the capacity,
+//! [`EVIDENCE_SHARE`]), so the many keys that never see a second value (a client on one
+//! port of a server) stay cheap. A key lives in the 8-slot bucket its keyed 64-bit hash names and is stored as
 //! that hash (a tag); nothing is allocated per key. A key idle for a window gives its
 //! slot to a new key; a bucket full of live keys refuses the new key and counts it
 //! (evicting live keys would let an attacker push evidence out).
@@ -68,57 +71,91 @@ struct Meta {
     alerted: bool,
 }
 
-/// One lock's worth of a table: tags, bookkeeping and values, index-aligned.
+/// A key seen with one value so far: most keys (a client that connects to one port of a
+/// server) never see a second, so they cost 16 bytes here instead of a full evidence slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sighting {
+    value: u32,
+    secs: u32,
+}
+
+/// One lock's worth of a table: first sightings, and keys with evidence (tags,
+/// bookkeeping, values; index-aligned).
 #[derive(Debug)]
 struct Shard {
+    first_tags: Box<[u64]>,
+    first: Box<[Sighting]>,
     tags: Box<[u64]>,
     meta: Box<[Meta]>,
     /// `stride` u32 words per slot.
     words: Box<[u32]>,
+    /// Evidence slots and first-sighting slots holding a key (idle ones included until
+    /// they are reused).
     occupied: usize,
+    first_occupied: usize,
 }
 
 /// What every table has: shards, geometry, the window and the saturation count.
 #[derive(Debug)]
 struct Slots {
     shards: Box<[Mutex<Shard>]>,
-    buckets_per_shard: usize,
+    first_buckets: usize,
+    buckets: usize,
     stride: usize,
     window_secs: u32,
     seed: u64,
     saturated: AtomicU64,
 }
 
-/// Where a key landed.
-enum Slot {
-    /// An existing live key.
-    Found(usize),
-    /// A new key (or a key back after a silence): its slot, to be reset.
-    New(usize),
-    /// The bucket is full of live keys.
-    Refused,
+/// Share of a table's keys that can hold evidence of several values at once (the rest
+/// of the capacity holds keys seen with one value): a quarter.
+pub const EVIDENCE_SHARE: usize = 4;
+
+/// The free or reusable slot of a bucket, or the key's own.
+fn find(
+    tags: &[u64],
+    base: usize,
+    tag: u64,
+    reusable: impl Fn(usize) -> bool,
+) -> (Option<usize>, Option<usize>) {
+    let mut free = None;
+    for (i, &t) in tags.iter().enumerate().skip(base).take(BUCKET) {
+        if t == tag {
+            return (Some(i), free);
+        }
+        if free.is_none() && (t == 0 || reusable(i)) {
+            free = Some(i);
+        }
+    }
+    (None, free)
 }
 
 impl Slots {
+    /// `max_keys` keys in all, a quarter of them with room for `stride` words of evidence.
     fn new(max_keys: usize, stride: usize, window_secs: u32, seed: u64) -> Self {
         let max_keys = max_keys.max(1);
         let shard_count = (max_keys / MIN_KEYS_PER_SHARD).clamp(1, MAX_SHARDS);
         let per_shard = max_keys.div_ceil(shard_count);
-        let buckets_per_shard = per_shard.div_ceil(BUCKET);
-        let slots = buckets_per_shard * BUCKET;
+        let first_buckets = per_shard.div_ceil(BUCKET);
+        let buckets = per_shard.div_ceil(BUCKET * EVIDENCE_SHARE);
+        let (first_slots, slots) = (first_buckets * BUCKET, buckets * BUCKET);
         let shards = (0..shard_count)
             .map(|_| {
                 Mutex::new(Shard {
+                    first_tags: vec![0u64; first_slots].into_boxed_slice(),
+                    first: vec![Sighting::default(); first_slots].into_boxed_slice(),
                     tags: vec![0u64; slots].into_boxed_slice(),
                     meta: vec![Meta::default(); slots].into_boxed_slice(),
                     words: vec![0u32; slots * stride].into_boxed_slice(),
                     occupied: 0,
+                    first_occupied: 0,
                 })
             })
             .collect();
         Slots {
             shards,
-            buckets_per_shard,
+            first_buckets,
+            buckets,
             stride,
             window_secs: window_secs.max(1),
             seed: mix64(seed),
@@ -131,73 +168,109 @@ impl Slots {
         mix64(key ^ self.seed) | 1
     }
 
-    fn capacity(&self) -> usize {
-        self.shards.len() * self.buckets_per_shard * BUCKET
+    /// Keys with evidence of several values the table can hold.
+    fn evidence_capacity(&self) -> usize {
+        self.shards.len() * self.buckets * BUCKET
     }
 
-    /// Run `f` on `key`'s slot (found or new) under its shard's lock.
+    /// Keys the table can hold (each first seen with one value).
+    fn capacity(&self) -> usize {
+        self.shards.len() * self.first_buckets * BUCKET
+    }
+
+    /// Note `value` for `key`. A key's first value is only remembered; at its second
+    /// distinct value within the window it gets an evidence slot and `f` runs on it (with
+    /// the earlier value the first time), under the shard's lock.
     fn with_slot<R>(
         &self,
         key: u64,
+        value: u32,
         now: u32,
         expired: impl Fn(&Meta, u32) -> bool,
-        f: impl FnOnce(&mut Meta, &mut [u32], bool) -> R,
+        f: impl FnOnce(&mut Meta, &mut [u32], Option<Sighting>) -> R,
     ) -> Option<R> {
         let tag = self.tag(key);
-        let shard_index = (tag >> 58) as usize % self.shards.len();
-        let bucket = ((u128::from(tag) * self.buckets_per_shard as u128) >> 64) as usize;
-        let mut shard = self.shards[shard_index]
+        let window = self.window_secs;
+        // The shard from the tag's low bits, the buckets from the high bits: independent.
+        let shard_index = (tag >> 1) as usize % self.shards.len();
+        let mut guard = self.shards[shard_index]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let base = bucket * BUCKET;
-        let mut free = None;
-        let mut found = None;
-        for i in base..base + BUCKET {
-            let t = shard.tags[i];
-            if t == tag {
-                found = Some(i);
-                break;
-            }
-            if free.is_none() && (t == 0 || expired(&shard.meta[i], now)) {
-                free = Some(i);
-            }
+        let shard = &mut *guard;
+        let base = ((u128::from(tag) * self.buckets as u128) >> 64) as usize * BUCKET;
+        let (found, free) = find(&shard.tags, base, tag, |i| expired(&shard.meta[i], now));
+        let stride = self.stride;
+        if let Some(i) = found
+            && !expired(&shard.meta[i], now)
+        {
+            let m = &mut shard.meta[i];
+            m.last = later(m.last, now);
+            return Some(f(m, &mut shard.words[i * stride..(i + 1) * stride], None));
         }
-        let slot = match (found, free) {
-            (Some(i), _) if expired(&shard.meta[i], now) => Slot::New(i),
-            (Some(i), _) => Slot::Found(i),
-            (None, Some(i)) => Slot::New(i),
-            (None, None) => Slot::Refused,
-        };
-        let (i, new) = match slot {
-            Slot::Found(i) => (i, false),
-            Slot::New(i) => {
-                if shard.tags[i] == 0 {
-                    shard.occupied += 1;
+        let free = found.or(free);
+        // Not (or no longer) a key with evidence: its first sighting.
+        let first_base = ((u128::from(tag.rotate_left(32)) * self.first_buckets as u128) >> 64)
+            as usize
+            * BUCKET;
+        let (seen, first_free) = find(&shard.first_tags, first_base, tag, |i| {
+            age(now, shard.first[i].secs) >= window
+        });
+        let earlier = match seen {
+            Some(j) if age(now, shard.first[j].secs) < window => {
+                let s = &mut shard.first[j];
+                if s.value == value {
+                    s.secs = later(s.secs, now);
+                    return None;
                 }
-                shard.tags[i] = tag;
-                shard.meta[i] = Meta {
-                    last: now,
-                    start: now,
-                    ..Meta::default()
+                // A second distinct value: the key needs an evidence slot.
+                let Some(i) = free else {
+                    // Keep the newest value as its sighting; the evidence is refused.
+                    *s = Sighting { value, secs: now };
+                    self.saturated.fetch_add(1, Ordering::Relaxed);
+                    return None;
                 };
-                (i, true)
+                let earlier = *s;
+                shard.first_tags[j] = 0;
+                shard.first_occupied -= 1;
+                (i, earlier)
             }
-            Slot::Refused => {
-                self.saturated.fetch_add(1, Ordering::Relaxed);
+            _ => {
+                let Some(j) = seen.or(first_free) else {
+                    self.saturated.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                };
+                if shard.first_tags[j] == 0 {
+                    shard.first_occupied += 1;
+                }
+                shard.first_tags[j] = tag;
+                shard.first[j] = Sighting { value, secs: now };
                 return None;
             }
         };
-        let Shard { meta, words, .. } = &mut *shard;
-        let m = &mut meta[i];
-        m.last = later(m.last, now);
-        let stride = self.stride;
-        Some(f(m, &mut words[i * stride..(i + 1) * stride], new))
+        let (i, earlier) = earlier;
+        if shard.tags[i] == 0 {
+            shard.occupied += 1;
+        }
+        shard.tags[i] = tag;
+        shard.meta[i] = Meta {
+            last: later(earlier.secs, now),
+            start: earlier.secs,
+            ..Meta::default()
+        };
+        Some(f(
+            &mut shard.meta[i],
+            &mut shard.words[i * stride..(i + 1) * stride],
+            Some(earlier),
+        ))
     }
 
     fn occupied(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).occupied)
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(|p| p.into_inner());
+                s.occupied + s.first_occupied
+            })
             .sum()
     }
 
@@ -205,7 +278,8 @@ impl Slots {
         let per_slot = std::mem::size_of::<u64>()
             + std::mem::size_of::<Meta>()
             + self.stride * std::mem::size_of::<u32>();
-        self.capacity() * per_slot
+        let per_first = std::mem::size_of::<u64>() + std::mem::size_of::<Sighting>();
+        self.evidence_capacity() * per_slot + self.capacity() * per_first
     }
 }
 
@@ -244,7 +318,12 @@ impl DistinctTable {
             age(now, m.last) >= window && !(m.alerted && age(now, m.alerted_at) < window)
         };
         self.slots
-            .with_slot(key, now, expired, |m, words, _new| {
+            .with_slot(key, value, now, expired, |m, words, earlier| {
+                if let Some(e) = earlier {
+                    words[0] = e.value;
+                    words[1] = e.secs;
+                    m.len = 1;
+                }
                 let cap = words.len() / 2;
                 // Forget values that left the window (keep the rest in place, in order).
                 let mut kept = 0;
@@ -339,12 +418,16 @@ impl SketchTable {
         let window = self.slots.window_secs;
         let (threshold, bits) = (self.threshold, self.bits);
         let expired = |m: &Meta, now: u32| age(now, m.start) >= window;
+        let bit_of = |v: u32| mix64(u64::from(v)) as u32 & (bits - 1);
         self.slots
-            .with_slot(key, now, expired, |m, words, new| {
-                if new {
+            .with_slot(key, value, now, expired, |m, words, earlier| {
+                if let Some(e) = earlier {
                     words.fill(0);
+                    let bit = bit_of(e.value);
+                    words[(bit / 32) as usize] |= 1 << (bit % 32);
+                    m.len = 1;
                 }
-                let bit = mix64(u64::from(value)) as u32 & (bits - 1);
+                let bit = bit_of(value);
                 let (w, b) = ((bit / 32) as usize, 1u32 << (bit % 32));
                 if words[w] & b != 0 {
                     return None;
@@ -445,6 +528,7 @@ mod tests {
             t.observe(k, 1, 0);
         }
         assert_eq!(t.occupied(), 8);
+        assert_eq!(t.capacity(), 8);
         assert_eq!(t.observe(100, 1, 1), None);
         assert_eq!(t.saturated(), 1);
         // Live keys still count.
@@ -455,7 +539,10 @@ mod tests {
         // After a silent window the idle keys give their slots to new ones.
         t.observe(100, 1, 100);
         assert_eq!(t.saturated(), 1);
-        assert_eq!(t.occupied(), 8);
+        assert!(
+            t.occupied() <= 9,
+            "8 sightings and one key with evidence at most"
+        );
     }
 
     #[test]
@@ -513,5 +600,11 @@ mod tests {
             t.observe(k, 1, 0);
         }
         assert_eq!(t.occupied() as u64 + t.saturated(), 50_000);
+        // Keys spread evenly: at a quarter of the capacity, (almost) nothing is refused.
+        let t = DistinctTable::new(1 << 16, 10, 30, 2);
+        for k in 0..(1u64 << 14) {
+            t.observe(k, 1, 0);
+        }
+        assert!(t.saturated() < 16, "{} refused", t.saturated());
     }
 }
