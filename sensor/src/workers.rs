@@ -179,41 +179,63 @@ pub struct RunReport {
     pub snapshot: Snapshot,
 }
 
-/// Read `source` with `workers` workers (see the module doc); events go to `sink` after
-/// the one condenser. Returns the summed counters, or the capture's error.
+/// A reader thread and its workers, running.
+#[derive(Debug)]
+pub struct Distributed<S> {
+    reader: std::thread::JoinHandle<(S, Result<(), CaptureError>, CaptureStats)>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl<S> Distributed<S> {
+    /// Wait for the reader (the source's end) and the workers; the source back with the
+    /// capture's outcome and counters.
+    pub fn join(self) -> (Option<S>, Result<(), CaptureError>, CaptureStats) {
+        let joined = self.reader.join();
+        for w in self.workers {
+            let _ = w.join();
+        }
+        match joined {
+            Ok((source, result, stats)) => (Some(source), result, stats),
+            Err(_) => (None, Ok(()), CaptureStats::default()),
+        }
+    }
+}
+
+/// Start a reader thread over `source` and `workers` workers (numbered from
+/// `first_worker` in their messages to the stage; see the module doc).
 #[allow(clippy::too_many_arguments)]
-pub fn run_distributed(
+pub fn spawn_distributed<S: CaptureSource + Send + 'static>(
     config: &SensorConfig,
-    trails: Arc<TrailHandle>,
-    metrics: MetricsHub,
-    heuristics: Arc<Heuristics>,
-    source: &mut (dyn CaptureSource + Send),
+    trails: &Arc<TrailHandle>,
+    metrics: &MetricsHub,
+    heuristics: &Arc<Heuristics>,
+    mut source: S,
     workers: usize,
-    clock: StageClock,
-    sink: &mut impl FnMut(Event),
-    stop: &AtomicBool,
-) -> Result<RunReport, CaptureError> {
+    first_worker: usize,
+    tx: &SyncSender<StageMsg>,
+    stop: &'static AtomicBool,
+) -> std::io::Result<Distributed<S>> {
     let workers = workers.max(1);
     let name = source.name().to_string();
-    let (tx, rx) = sync_channel::<StageMsg>(STAGE_QUEUE);
-    let mut stage = EventStage::new(config, metrics.clone(), clock, workers);
-    std::thread::scope(|scope| {
-        let mut feeds = Vec::with_capacity(workers);
-        for k in 0..workers {
-            let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_PER_WORKER);
-            let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_PER_WORKER);
-            let mut pipeline = Pipeline::worker(
-                config,
-                Arc::clone(&trails),
-                metrics.clone(),
-                Arc::clone(&heuristics),
-                format!("{name}#{k}"),
-                k == 0,
-            );
-            let tx = tx.clone();
+    let mut feeds = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for n in 0..workers {
+        let k = first_worker + n;
+        let (full_tx, full_rx) = sync_channel::<Batch>(BATCHES_PER_WORKER);
+        let (empty_tx, empty_rx) = sync_channel::<Batch>(BATCHES_PER_WORKER);
+        let mut pipeline = Pipeline::worker(
+            config,
+            Arc::clone(trails),
+            metrics.clone(),
+            Arc::clone(heuristics),
+            format!("{name}#{n}"),
+            k == 0,
+        );
+        let tx = tx.clone();
+        handles.push(
             std::thread::Builder::new()
                 .name(format!("worker-{k}"))
-                .spawn_scoped(scope, move || {
+                .spawn(move || {
                     let mut emit = |e: Event| {
                         let _ = tx.send(StageMsg::Event(Box::new(e)));
                     };
@@ -240,39 +262,76 @@ pub fn run_distributed(
                         worker: k,
                         snapshot: Box::new(pipeline.snapshot()),
                     });
-                })
-                .expect("spawning a worker thread");
-            feeds.push(Feed {
-                full: full_tx,
-                empty: empty_rx,
-                current: Batch::with_capacity(),
-                allocated: 1,
-                since: None,
-            });
-        }
-        let reader_tx = tx.clone();
-        drop(tx);
-        let reader = std::thread::Builder::new()
-            .name(format!("reader-{name}"))
-            .spawn_scoped(scope, move || {
-                read_into(source, &mut feeds, &reader_tx, stop)
-            })
-            .expect("spawning the reader thread");
-        stage.run(&rx, sink, &mut || {});
-        let (result, capture) = reader
-            .join()
-            .unwrap_or_else(|_| (Ok(()), CaptureStats::default()));
-        let mut snapshot = stage.total();
-        snapshot.capture_received = capture.received;
-        snapshot.capture_dropped = capture.dropped;
-        snapshot.capture_if_dropped = capture.if_dropped;
-        result.map(|()| RunReport { snapshot })
+                })?,
+        );
+        feeds.push(Feed {
+            full: full_tx,
+            empty: empty_rx,
+            current: Batch::with_capacity(),
+            allocated: 1,
+            since: None,
+        });
+    }
+    let reader_tx = tx.clone();
+    let reader = std::thread::Builder::new()
+        .name(format!("reader-{name}"))
+        .spawn(move || {
+            let (result, stats) = read_into(&mut source, &mut feeds, &reader_tx, stop);
+            drop(feeds);
+            (source, result, stats)
+        })?;
+    Ok(Distributed {
+        reader,
+        workers: handles,
     })
+}
+
+/// Read `source` with `workers` workers and condense their events on this thread;
+/// events go to `sink`. Returns the source (for its problems), the summed counters, or
+/// the capture's error.
+#[allow(clippy::too_many_arguments)]
+pub fn run_distributed<S: CaptureSource + Send + 'static>(
+    config: &SensorConfig,
+    trails: Arc<TrailHandle>,
+    metrics: MetricsHub,
+    heuristics: Arc<Heuristics>,
+    source: S,
+    workers: usize,
+    clock: StageClock,
+    sink: &mut impl FnMut(Event),
+    stop: &'static AtomicBool,
+) -> Result<(Option<S>, RunReport), CaptureError> {
+    let workers = workers.max(1);
+    let (tx, rx) = sync_channel::<StageMsg>(STAGE_QUEUE);
+    let mut stage = EventStage::new(config, metrics.clone(), clock, workers);
+    let running = spawn_distributed(
+        config,
+        &trails,
+        &metrics,
+        &heuristics,
+        source,
+        workers,
+        0,
+        &tx,
+        stop,
+    )
+    .map_err(|e| CaptureError::Read {
+        iface: "workers".into(),
+        reason: format!("cannot start worker threads: {e}"),
+    })?;
+    drop(tx);
+    stage.run(&rx, sink, &mut || {});
+    let (source, result, capture) = running.join();
+    let mut snapshot = stage.total();
+    snapshot.capture_received = capture.received;
+    snapshot.capture_dropped = capture.dropped;
+    snapshot.capture_if_dropped = capture.if_dropped;
+    result.map(|()| (source, RunReport { snapshot }))
 }
 
 /// The reader loop: frames to their worker's batch until the source ends.
 fn read_into(
-    source: &mut (dyn CaptureSource + Send),
+    source: &mut dyn CaptureSource,
     feeds: &mut [Feed],
     stage: &SyncSender<StageMsg>,
     stop: &AtomicBool,
@@ -332,8 +391,9 @@ pub fn spawn_capture_worker(
     tx: SyncSender<StageMsg>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<Result<(), CaptureError>>> {
+    let name = source.name().to_string();
     std::thread::Builder::new()
-        .name(format!("capture-{}#{worker}", source.name()))
+        .name(format!("capture-{name}#{worker}"))
         .spawn(move || {
             let mut emit = |e: Event| {
                 let _ = tx.send(StageMsg::Event(Box::new(e)));
@@ -341,7 +401,7 @@ pub fn spawn_capture_worker(
             let result = pipeline.run(source.as_mut(), &mut emit, &stop);
             pipeline.finish(&mut emit);
             let snapshot = pipeline.snapshot();
-            tracing::info!(worker, "{}", snapshot.stats_line());
+            tracing::info!(interface = %name, worker, "{}", snapshot.stats_line());
             let _ = tx.send(StageMsg::Done {
                 worker,
                 snapshot: Box::new(snapshot),
@@ -380,7 +440,8 @@ impl EventStage {
     }
 
     /// Take messages until every sender is gone; `idle` runs when nothing arrived for a
-    /// while (flush outputs). Everything held is released at the end.
+    /// while, and live every [`STAGE_TICK`] (flush outputs, look for shutdown).
+    /// Everything held is released at the end.
     pub fn run(
         &mut self,
         rx: &Receiver<StageMsg>,
@@ -402,6 +463,7 @@ impl EventStage {
             if self.clock == StageClock::Wall && self.last_tick.elapsed() >= STAGE_TICK {
                 self.condenser.advance(wall_clock(), sink);
                 self.publish();
+                idle();
                 self.last_tick = Instant::now();
             }
         }

@@ -62,19 +62,21 @@ fn run(trails: &Arc<TrailHandle>, pcap: &Path, workers: usize) -> Vec<Event> {
     let mut events = Vec::new();
     let stop = AtomicBool::new(false);
     if workers > 1 {
-        run_distributed(
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        let (source, _) = run_distributed(
             &config,
             Arc::clone(trails),
             MetricsHub::default(),
             Arc::new(Heuristics::new(config.heuristics)),
-            &mut source,
+            source,
             workers,
             StageClock::Packets,
             &mut |e| events.push(e),
-            &stop,
+            &NEVER,
         )
         .expect("capture");
-        assert!(source.problems().is_empty(), "{:?}", source.problems());
+        let problems = source.expect("the reader ends").problems().to_vec();
+        assert!(problems.is_empty(), "{problems:?}");
         return events;
     }
     let mut pipeline = Pipeline::new(&config, Arc::clone(trails), MetricsHub::default());

@@ -58,17 +58,18 @@ fn run(
         p.finish(&mut |e| events.push(e));
         return (events, p.snapshot());
     }
+    static NEVER: AtomicBool = AtomicBool::new(false);
     let heuristics = Arc::new(Heuristics::new(config.heuristics));
-    let report = run_distributed(
+    let (_, report) = run_distributed(
         config,
         Arc::clone(&trails.handle),
         MetricsHub::default(),
         heuristics,
-        &mut source,
+        source,
         workers,
         StageClock::Packets,
         &mut |e| events.push(e),
-        &stop,
+        &NEVER,
     )
     .expect("files");
     (events, report.snapshot)
