@@ -541,6 +541,66 @@ mod tests {
     }
 
     #[test]
+    fn heuristics_take_their_own_defaults_and_name_bad_keys() {
+        let raw = RawSensor {
+            heuristics: RawHeuristics {
+                port_scan: RawCounting {
+                    threshold: Some(20),
+                    ..RawCounting::default()
+                },
+                infection_scan: RawCounting {
+                    enabled: Some(false),
+                    ..RawCounting::default()
+                },
+                ..RawHeuristics::default()
+            },
+            ..RawSensor::default()
+        };
+        let c = raw
+            .validate(&KeyPath::root().key("sensor"), &dirs())
+            .unwrap();
+        let h = c.heuristics;
+        assert_eq!((h.port_scan.threshold, h.port_scan.window_secs), (20, 30));
+        assert!(!h.infection_scan.enabled);
+        assert_eq!(
+            h.infection_scan.threshold, 32,
+            "its own default, not port_scan's"
+        );
+        assert_eq!(h.nxdomain.window_secs, 3600);
+        assert_eq!(c.workers, 1);
+
+        let raw = RawSensor {
+            workers: 100_000,
+            heuristics: RawHeuristics {
+                web_scan: RawCounting {
+                    threshold: Some(0),
+                    max_tracked: Some(0),
+                    ..RawCounting::default()
+                },
+                dga: RawDga {
+                    entropy: Some(-1.0),
+                    ..RawDga::default()
+                },
+                ..RawHeuristics::default()
+            },
+            ..RawSensor::default()
+        };
+        let errors = raw
+            .validate(&KeyPath::root().key("sensor"), &dirs())
+            .unwrap_err();
+        let keys: Vec<String> = errors.iter().map(|e| e.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sensor.heuristics.web_scan.threshold",
+                "sensor.heuristics.web_scan.max_tracked",
+                "sensor.heuristics.dga.entropy",
+                "sensor.workers"
+            ]
+        );
+    }
+
+    #[test]
     fn ignore_rules() {
         let r = IgnoreRule::parse("10.0.0.0/8;*;*;53").unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();

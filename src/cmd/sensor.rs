@@ -14,11 +14,11 @@ use spoor_core::Event;
 use spoor_feeds::{Reload, TrailHandle};
 use spoor_sensor::capture::{FileCapture, LiveCapture};
 use spoor_sensor::config::RawOutput;
+use spoor_sensor::heuristics::Heuristics;
 use spoor_sensor::metrics::MetricsHub;
 use spoor_sensor::output::{
     DailyLogSink, EventSink, FileSink, Outputs, TcpSink, UdpSink, maltrail,
 };
-use spoor_sensor::heuristics::Heuristics;
 use spoor_sensor::pipeline::Pipeline;
 use spoor_sensor::workers::{
     EventStage, STAGE_QUEUE, StageClock, StageMsg, run_distributed, spawn_capture_worker,
