@@ -203,8 +203,9 @@ fn event_for(lines: &[String], trail: &str) -> Option<Value> {
         .find(|e| e["trail"] == trail)
 }
 
-/// A config and a compiled snapshot listing the two test names.
-fn compiled(dir: &TempDir) -> PathBuf {
+/// A config and a compiled snapshot listing the two test names; `workers` packet
+/// workers (more than one: one capture handle each, joined to a PACKET_FANOUT group).
+fn compiled(dir: &TempDir, workers: usize) -> PathBuf {
     let off: Vec<String> = spoor_feeds::catalog::builtin()
         .iter()
         .filter(|f| f.default_enabled)
@@ -222,7 +223,7 @@ fn compiled(dir: &TempDir) -> PathBuf {
         "[spoor]\nstate_dir = \"state\"\n\n\
          [feeds]\ndisable = [{}]\n\n\
          [[trails.source]]\nname = \"live\"\npath = {:?}\nformat = \"maltrail-csv\"\n\n\
-         [sensor]\nname = \"live-test\"\ncondense_window = \"1s\"\n",
+         [sensor]\nname = \"live-test\"\ncondense_window = \"1s\"\nworkers = {workers}\n",
         off.join(", "),
         trails.display().to_string(),
     );
@@ -266,12 +267,23 @@ fn start_sensor(ns: &Netns, cfg: &Path) -> Sensor {
 
 #[test]
 fn live_capture_on_a_namespace_loopback() {
+    live_capture(1);
+}
+
+/// The same with two workers: on Linux two capture handles share the interface through
+/// PACKET_FANOUT, their events meet in one condenser.
+#[test]
+fn live_capture_with_two_fanout_workers() {
+    live_capture(2);
+}
+
+fn live_capture(workers: usize) {
     if let Some(why) = unsupported() {
         eprintln!("skipping the live capture test: {why}");
         return;
     }
     let dir = TempDir::new().unwrap();
-    let cfg = compiled(&dir);
+    let cfg = compiled(&dir, workers);
     // Declared before the sensor so it is dropped after it: the sensor dies first.
     let ns = Netns::create();
     let mut sensor = start_sensor(&ns, &cfg);
@@ -378,12 +390,15 @@ fn live_capture_on_a_namespace_loopback() {
         "the held event was not flushed at shutdown:\n{}",
         out_lines.join("\n")
     );
-    // The capture thread logs its final counters when it ends.
-    assert!(
-        err_lines
-            .iter()
-            .any(|l| l.contains("interface=lo") && l.contains("packets ")),
-        "no final stats line:\n{}",
+    // Each capture thread logs its final counters when it ends.
+    let finals = err_lines
+        .iter()
+        .filter(|l| l.contains("interface=lo") && l.contains("packets "))
+        .count();
+    assert_eq!(
+        finals,
+        workers,
+        "one final stats line per worker:\n{}",
         err_lines.join("\n")
     );
 }

@@ -11,6 +11,10 @@ use spoor_feeds::config::BaseDirs;
 use crate::capture::{DEFAULT_BUFFER_SIZE, DEFAULT_READ_TIMEOUT_MS, DEFAULT_SNAPLEN, LiveOptions};
 use crate::condense::{DEFAULT_MAX_PENDING, DEFAULT_WINDOW_MICROS};
 use crate::flow::{DEFAULT_FLOW_TIMEOUT_MICROS, DEFAULT_MAX_FLOWS};
+use crate::heuristics::{
+    CountingConfig, HeuristicsConfig, MAX_DISTINCT_THRESHOLD, MAX_SKETCH_THRESHOLD, MAX_TRACKED,
+    MAX_WINDOW_SECS,
+};
 use crate::output::{DailyLogConfig, FileConfig, Format, TcpConfig, UdpConfig};
 use crate::reassembly::{RawReassembly, ReassemblyLimits};
 
@@ -22,6 +26,8 @@ pub const DEFAULT_STATS_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 /// Smallest snaplen that still holds the headers the sensor parses.
 pub const MIN_SNAPLEN: u32 = 96;
+/// Most packet workers a sensor runs (per interface on live capture).
+pub const MAX_WORKERS: usize = 256;
 
 /// `[sensor]` as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -65,6 +71,173 @@ pub struct RawSensor {
     pub output: Vec<RawOutput>,
     /// `[sensor.reassembly]`: bounds of TCP/QUIC stream reassembly.
     pub reassembly: RawReassembly,
+    /// Packet workers (threads) per capture: 1 (default) runs everything on the capture
+    /// thread; 0 means one per CPU core. Frames are spread by a symmetric flow hash.
+    pub workers: usize,
+    /// `[sensor.heuristics]`: one table per heuristic.
+    pub heuristics: RawHeuristics,
+}
+
+/// `[sensor.heuristics]` as written: one table per heuristic, each with `enabled` and
+/// its thresholds. A missing key takes the heuristic's own default (Maltrail's values).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHeuristics {
+    /// TCP SYN/NULL/FIN/XMAS probes to many ports of one host. Default: > 10 ports in 30s.
+    pub port_scan: RawCounting,
+    /// UDP datagrams to many ports of one host. Default: > 10 ports in 30s.
+    pub udp_scan: RawCounting,
+    /// Probes to many hosts on a worm port (135, 139, 445, 1433, 3389, 6379). Default:
+    /// > 32 hosts in 30s.
+    pub infection_scan: RawCounting,
+    /// HTTP requests for many first path segments of one server. Default: > 10 in 30s.
+    pub web_scan: RawCounting,
+    /// Queries for many subdomains of one domain. Default: >= 1000 in 60s.
+    pub dns_exhaustion: RawCounting,
+    /// NXDOMAIN answers to one client. Default: > 20 names in 1h.
+    pub nxdomain: RawCounting,
+    /// Generated-looking names in NXDOMAIN answers.
+    pub dga: RawDga,
+    /// Queries with a long leftmost label.
+    pub long_domain: RawLongDomain,
+}
+
+/// A counting heuristic as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCounting {
+    pub enabled: Option<bool>,
+    /// Distinct things counted per key before it alerts.
+    pub threshold: Option<u32>,
+    /// The window of packet time they are counted in.
+    pub window: Option<Duration>,
+    /// Keys tracked at most; new keys beyond are refused and counted as saturations.
+    pub max_tracked: Option<usize>,
+}
+
+/// `[sensor.heuristics.dga]` as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDga {
+    pub enabled: Option<bool>,
+    /// Entropy (bits per character) of the registrable label above which it looks generated.
+    pub entropy: Option<f64>,
+    /// A run of consonants in the registrable label longer than this looks generated.
+    pub consonant_run: Option<u32>,
+}
+
+/// `[sensor.heuristics.long_domain]` as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLongDomain {
+    pub enabled: Option<bool>,
+    /// Leftmost labels longer than this are reported.
+    pub max_label_length: Option<u32>,
+}
+
+impl RawCounting {
+    fn validate(
+        &self,
+        key: &KeyPath,
+        default: CountingConfig,
+        max_threshold: u32,
+        errors: &mut Vec<ConfigError>,
+    ) -> CountingConfig {
+        let threshold = self.threshold.unwrap_or(default.threshold);
+        if threshold == 0 || threshold > max_threshold {
+            errors.push(ConfigError::new(
+                key.key("threshold"),
+                format!("must be between 1 and {max_threshold}"),
+            ));
+        }
+        let window_secs = self.window.map_or(default.window_secs, |w| {
+            u32::try_from(w.as_std().as_secs()).unwrap_or(u32::MAX)
+        });
+        if window_secs == 0 || window_secs > MAX_WINDOW_SECS {
+            errors.push(ConfigError::new(
+                key.key("window"),
+                "must be between 1s and 24h (whole seconds)",
+            ));
+        }
+        let max_tracked = self.max_tracked.unwrap_or(default.max_tracked);
+        if max_tracked == 0 || max_tracked > MAX_TRACKED {
+            errors.push(ConfigError::new(
+                key.key("max_tracked"),
+                format!("must be between 1 and {MAX_TRACKED}"),
+            ));
+        }
+        CountingConfig {
+            enabled: self.enabled.unwrap_or(default.enabled),
+            threshold,
+            window_secs,
+            max_tracked,
+        }
+    }
+}
+
+impl RawHeuristics {
+    pub fn validate(&self, key: &KeyPath, errors: &mut Vec<ConfigError>) -> HeuristicsConfig {
+        let d = HeuristicsConfig::default();
+        let distinct = MAX_DISTINCT_THRESHOLD;
+        let mut c = HeuristicsConfig {
+            port_scan: self.port_scan.validate(
+                &key.key("port_scan"),
+                d.port_scan,
+                distinct,
+                errors,
+            ),
+            udp_scan: self
+                .udp_scan
+                .validate(&key.key("udp_scan"), d.udp_scan, distinct, errors),
+            infection_scan: self.infection_scan.validate(
+                &key.key("infection_scan"),
+                d.infection_scan,
+                distinct,
+                errors,
+            ),
+            web_scan: self
+                .web_scan
+                .validate(&key.key("web_scan"), d.web_scan, distinct, errors),
+            dns_exhaustion: self.dns_exhaustion.validate(
+                &key.key("dns_exhaustion"),
+                d.dns_exhaustion,
+                MAX_SKETCH_THRESHOLD,
+                errors,
+            ),
+            nxdomain: self
+                .nxdomain
+                .validate(&key.key("nxdomain"), d.nxdomain, distinct, errors),
+            dga: d.dga,
+            long_domain: d.long_domain,
+        };
+        c.dga.enabled = self.dga.enabled.unwrap_or(d.dga.enabled);
+        c.dga.entropy = self.dga.entropy.unwrap_or(d.dga.entropy);
+        if !(c.dga.entropy > 0.0 && c.dga.entropy <= 8.0) {
+            errors.push(ConfigError::new(
+                key.key("dga").key("entropy"),
+                "must be above 0 and at most 8 (bits per character)",
+            ));
+        }
+        c.dga.consonant_run = self.dga.consonant_run.unwrap_or(d.dga.consonant_run);
+        if c.dga.consonant_run == 0 || c.dga.consonant_run > 63 {
+            errors.push(ConfigError::new(
+                key.key("dga").key("consonant_run"),
+                "must be between 1 and 63 (a label's length)",
+            ));
+        }
+        c.long_domain.enabled = self.long_domain.enabled.unwrap_or(d.long_domain.enabled);
+        c.long_domain.max_label_length = self
+            .long_domain
+            .max_label_length
+            .unwrap_or(d.long_domain.max_label_length);
+        if c.long_domain.max_label_length == 0 || c.long_domain.max_label_length > 62 {
+            errors.push(ConfigError::new(
+                key.key("long_domain").key("max_label_length"),
+                "must be between 1 and 62 (labels are at most 63 characters)",
+            ));
+        }
+        c
+    }
 }
 
 impl Default for RawSensor {
@@ -87,6 +260,8 @@ impl Default for RawSensor {
             ignore: Vec::new(),
             output: Vec::new(),
             reassembly: RawReassembly::default(),
+            workers: 1,
+            heuristics: RawHeuristics::default(),
         }
     }
 }
@@ -180,6 +355,9 @@ pub struct SensorConfig {
     pub outputs: Vec<RawOutput>,
     pub ignore: Vec<IgnoreRule>,
     pub reassembly: ReassemblyLimits,
+    /// Packet workers per capture (at least 1).
+    pub workers: usize,
+    pub heuristics: HeuristicsConfig,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -295,6 +473,19 @@ impl RawSensor {
                 other => other,
             })
             .collect();
+        let heuristics = self
+            .heuristics
+            .validate(&key.key("heuristics"), &mut errors);
+        let workers = match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        if workers > MAX_WORKERS {
+            errors.push(ConfigError::new(
+                key.key("workers"),
+                format!("must be at most {MAX_WORKERS} (0 = one per CPU core)"),
+            ));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -319,6 +510,8 @@ impl RawSensor {
             outputs,
             ignore,
             reassembly,
+            workers,
+            heuristics,
         })
     }
 }
@@ -358,6 +551,66 @@ mod tests {
             .unwrap_err();
         let keys: Vec<String> = errors.iter().map(|e| e.key.to_string()).collect();
         assert_eq!(keys, ["sensor.name", "sensor.snaplen", "sensor.ignore[0]"]);
+    }
+
+    #[test]
+    fn heuristics_take_their_own_defaults_and_name_bad_keys() {
+        let raw = RawSensor {
+            heuristics: RawHeuristics {
+                port_scan: RawCounting {
+                    threshold: Some(20),
+                    ..RawCounting::default()
+                },
+                infection_scan: RawCounting {
+                    enabled: Some(false),
+                    ..RawCounting::default()
+                },
+                ..RawHeuristics::default()
+            },
+            ..RawSensor::default()
+        };
+        let c = raw
+            .validate(&KeyPath::root().key("sensor"), &dirs())
+            .unwrap();
+        let h = c.heuristics;
+        assert_eq!((h.port_scan.threshold, h.port_scan.window_secs), (20, 30));
+        assert!(!h.infection_scan.enabled);
+        assert_eq!(
+            h.infection_scan.threshold, 32,
+            "its own default, not port_scan's"
+        );
+        assert_eq!(h.nxdomain.window_secs, 3600);
+        assert_eq!(c.workers, 1);
+
+        let raw = RawSensor {
+            workers: 100_000,
+            heuristics: RawHeuristics {
+                web_scan: RawCounting {
+                    threshold: Some(0),
+                    max_tracked: Some(0),
+                    ..RawCounting::default()
+                },
+                dga: RawDga {
+                    entropy: Some(-1.0),
+                    ..RawDga::default()
+                },
+                ..RawHeuristics::default()
+            },
+            ..RawSensor::default()
+        };
+        let errors = raw
+            .validate(&KeyPath::root().key("sensor"), &dirs())
+            .unwrap_err();
+        let keys: Vec<String> = errors.iter().map(|e| e.key.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sensor.heuristics.web_scan.threshold",
+                "sensor.heuristics.web_scan.max_tracked",
+                "sensor.heuristics.dga.entropy",
+                "sensor.workers"
+            ]
+        );
     }
 
     #[test]

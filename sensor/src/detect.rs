@@ -7,12 +7,15 @@
 //! flow and direction. A message that spans segments (or QUIC packets) is gathered in a
 //! [`Reassembler`] stream first; a message whole in one segment never touches it. Events
 //! carry the protocol context they were found in; condensing happens after this stage.
+//! Packets, HTTP requests and DNS messages also feed the [`crate::heuristics`] (shared by
+//! every worker), whose findings become `Heuristic` events.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use spoor_core::{
-    Context, DnsContext, Event, EventId, EventKind, HttpContext, Micros, Proto, TlsContext,
+    Context, DnsContext, Event, EventId, EventKind, HeuristicContext, HttpContext, Micros, Proto,
+    TlsContext,
 };
 use spoor_feeds::TrailHandle;
 use spoor_feeds::store::{Matched, TrailHit, TrailStore};
@@ -20,6 +23,7 @@ use spoor_feeds::store::{Matched, TrailHit, TrailStore};
 use crate::config::IgnoreRule;
 use crate::decode::TcpFlags;
 use crate::flow::{FlowKey, FlowSlot, FlowTable};
+use crate::heuristics::{Finding, Heuristics};
 use crate::proto::{dns, http, quic, tls};
 use crate::reassembly::{Awaiting, Inserted, Reassembler, ReassemblyLimits, Stream, StreamBuf};
 
@@ -139,6 +143,9 @@ pub struct Detector {
     sensor: String,
     trails: Arc<TrailHandle>,
     flows: FlowTable,
+    heuristics: Arc<Heuristics>,
+    /// Reused for the heuristics' findings (empty between packets).
+    findings: Vec<Finding>,
     ids: IdGen,
     ignore: Vec<IgnoreRule>,
     tls_scratch: Vec<u8>,
@@ -154,12 +161,15 @@ impl Detector {
         sensor: String,
         trails: Arc<TrailHandle>,
         flows: FlowTable,
+        heuristics: Arc<Heuristics>,
         ignore: Vec<IgnoreRule>,
     ) -> Self {
         Detector {
             sensor,
             trails,
             flows,
+            heuristics,
+            findings: Vec::new(),
             ids: IdGen::new(),
             ignore,
             tls_scratch: Vec::new(),
@@ -183,6 +193,10 @@ impl Detector {
 
     pub fn reassembly(&self) -> &Reassembler {
         &self.reassembly
+    }
+
+    pub fn heuristics(&self) -> &Heuristics {
+        &self.heuristics
     }
 
     /// Inspect one packet; events go to `emit`.
@@ -235,6 +249,12 @@ impl Detector {
         {
             self.reassembly.expire(p.ts);
         }
+
+        // Scan heuristics: only probes touch their state.
+        let mut findings = std::mem::take(&mut self.findings);
+        self.heuristics.packet(p, &mut findings);
+        self.heuristic_events(p, &mut findings, &mut found);
+        self.findings = findings;
 
         // Address trails are looked up on every packet (a few nanoseconds each, cheaper
         // than a flow lookup); only a packet that hits consults the flow table, so that a
@@ -330,7 +350,9 @@ impl Detector {
         };
         self.counters.dns_messages += 1;
         let response = msg.header.is_response();
+        let nxdomain = response && msg.header.rcode() == dns::DnsRcode::NXDOMAIN;
         let rcode_of = || response.then(|| msg.header.rcode().to_string());
+        let mut findings = std::mem::take(&mut self.findings);
         // A response is reported the way round the query went: client → resolver.
         let view = if response { flip(p) } else { *p };
         // Collected only when something is reported: most responses match nothing.
@@ -364,6 +386,12 @@ impl Detector {
             if is_local_name(name) || store.is_whitelisted_domain(name) {
                 continue;
             }
+            if nxdomain {
+                self.heuristics
+                    .dns_nxdomain(&view, view.src, name, &mut findings);
+            } else if !response {
+                self.heuristics.dns_query(&view, name, &mut findings);
+            }
             if let Some(hit) = lookup_name(store, name) {
                 let ctx = Context {
                     dns: Some(dns_context()),
@@ -374,6 +402,15 @@ impl Detector {
                 found.push(event);
             }
         }
+        for finding in findings.iter_mut() {
+            // Heuristic events about a name carry its DNS context (qtype, rcode).
+            if let Some(q) = msg.questions().next() {
+                finding.qtype = Some(q.qtype.to_string());
+            }
+            finding.rcode = rcode_of();
+        }
+        self.heuristic_events(&view, &mut findings, found);
+        self.findings = findings;
         // A CNAME leading to a listed name is as bad as asking for it.
         if response {
             for answer in msg.answers() {
@@ -424,6 +461,10 @@ impl Detector {
         found: &mut Vec<Event>,
     ) {
         self.counters.http_requests += 1;
+        let mut findings = std::mem::take(&mut self.findings);
+        self.heuristics.http_request(p, request.uri, &mut findings);
+        self.heuristic_events(p, &mut findings, found);
+        self.findings = findings;
         let host = request.host.as_ref().and_then(|h| h.as_str()).unwrap_or("");
         let uri = String::from_utf8_lossy(request.uri);
         let user_agent = request.user_agent.map(String::from_utf8_lossy);
@@ -859,6 +900,50 @@ impl Detector {
                 ..Context::default()
             };
             found.push(self.event(p, EventKind::Cert, &hit, Some(p.src), ctx));
+        }
+    }
+
+    /// The heuristics' findings as events (draining `findings`).
+    fn heuristic_events(
+        &mut self,
+        p: &PacketView<'_>,
+        findings: &mut Vec<Finding>,
+        found: &mut Vec<Event>,
+    ) {
+        for f in findings.drain(..) {
+            let dns = f.qname.map(|qname| DnsContext {
+                qname,
+                qtype: f.qtype.unwrap_or_default(),
+                rcode: f.rcode,
+            });
+            found.push(Event {
+                id: self.ids.next(),
+                time: p.ts,
+                sensor: self.sensor.clone(),
+                src: p.src,
+                src_port: (p.src_port != 0).then_some(p.src_port),
+                dst: p.dst,
+                dst_port: (p.dst_port != 0).then_some(p.dst_port),
+                proto: p.proto,
+                kind: EventKind::Heuristic,
+                trail: f.trail,
+                info: f.info.to_string(),
+                reference: "(heuristic)".to_string(),
+                severity: f.severity,
+                offender: Some(f.offender),
+                answers: Vec::new(),
+                count: 1,
+                first_seen: p.ts,
+                last_seen: p.ts,
+                context: Context {
+                    dns,
+                    heuristic: Some(HeuristicContext {
+                        name: f.name.to_string(),
+                        reason: f.reason,
+                    }),
+                    ..Context::default()
+                },
+            });
         }
     }
 

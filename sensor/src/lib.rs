@@ -16,6 +16,9 @@ pub mod flow;
 /// Deterministic benchmark captures: DNS, HTTP, TLS, UDP and ICMP conversations from a seed,
 /// with a known share of listed indicators.
 pub mod generator;
+/// Heuristics (scans, DNS exhaustion, NXDOMAIN floods, DGA and long names) over bounded
+/// state shared by the workers.
+pub mod heuristics;
 pub mod metrics;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]
@@ -27,3 +30,4 @@ pub mod proto;
 /// Stream reassembly of the first bytes of a direction (HTTP request heads, TLS handshakes,
 /// QUIC CRYPTO frames), bounded per stream and in total.
 pub mod reassembly;
+pub mod workers;

@@ -170,7 +170,7 @@ pub struct MetricsHub {
 
 impl Snapshot {
     /// Fold another source's counters into this one.
-    fn add(&mut self, o: &Snapshot) {
+    pub fn add(&mut self, o: &Snapshot) {
         let packets_before = self.packets;
         self.packets += o.packets;
         self.bytes += o.bytes;

@@ -19,6 +19,7 @@ use crate::config::SensorConfig;
 use crate::decode::{DecodeError, DecodeLimits, Decoder};
 use crate::detect::{Detector, PacketView};
 use crate::flow::FlowTable;
+use crate::heuristics::Heuristics;
 use crate::metrics::{MetricsHub, Snapshot, thread_cpu_nanos};
 
 /// Frames between looks at the wall clock (publishing metrics, stats lines).
@@ -42,14 +43,32 @@ pub struct Pipeline {
     last_publish: Instant,
     last_stats: Instant,
     name: String,
+    /// Fold repeats here (one pipeline) or pass every event on (a worker of several,
+    /// whose events meet in one [`crate::workers`] condenser).
+    condense: bool,
+    /// Report the shared heuristics' saturations (one worker of several does).
+    report_shared: bool,
 }
 
 impl Pipeline {
     pub fn new(config: &SensorConfig, trails: Arc<TrailHandle>, metrics: MetricsHub) -> Self {
+        let heuristics = Arc::new(Heuristics::new(config.heuristics));
+        Pipeline::with_heuristics(config, trails, metrics, heuristics)
+    }
+
+    /// A pipeline whose heuristics are shared with other pipelines (the workers of one
+    /// sensor).
+    pub fn with_heuristics(
+        config: &SensorConfig,
+        trails: Arc<TrailHandle>,
+        metrics: MetricsHub,
+        heuristics: Arc<Heuristics>,
+    ) -> Self {
         let detector = Detector::new(
             config.name.clone(),
             Arc::clone(&trails),
             FlowTable::new(config.max_flows, config.flow_timeout_micros),
+            heuristics,
             config.ignore.clone(),
         )
         .with_reassembly(config.reassembly);
@@ -69,7 +88,27 @@ impl Pipeline {
             last_publish: Instant::now(),
             last_stats: Instant::now(),
             name: String::new(),
+            condense: true,
+            report_shared: true,
         }
+    }
+
+    /// One worker of several: events are passed on uncondensed (one condenser downstream
+    /// folds the repeats of all workers), and only the worker with `report_shared`
+    /// reports the shared heuristics' saturations (so sums over workers stay right).
+    pub fn worker(
+        config: &SensorConfig,
+        trails: Arc<TrailHandle>,
+        metrics: MetricsHub,
+        heuristics: Arc<Heuristics>,
+        name: String,
+        report_shared: bool,
+    ) -> Self {
+        let mut p = Pipeline::with_heuristics(config, trails, metrics, heuristics);
+        p.condense = false;
+        p.report_shared = report_shared;
+        p.name = name;
+        p
     }
 
     /// Process one frame; released events go to `sink`.
@@ -90,9 +129,17 @@ impl Pipeline {
             decoder,
             detector,
             condenser,
+            condense,
             ..
         } = self;
-        let mut release = |e: Event| condenser.push(e, sink);
+        let condense = *condense;
+        let mut release = |e: Event| {
+            if condense {
+                condenser.push(e, sink);
+            } else {
+                sink(e);
+            }
+        };
         match decoder.decode(frame.linktype, frame.ts, frame.data) {
             Ok(packet) => {
                 let view = PacketView::from(&packet);
@@ -108,7 +155,9 @@ impl Pipeline {
             }
             Err(_) => {}
         }
-        condenser.advance(frame.ts, sink);
+        if condense {
+            condenser.advance(frame.ts, sink);
+        }
     }
 
     /// Read `source` until it ends or `stop` is set. Capture counters are taken from the
@@ -119,7 +168,9 @@ impl Pipeline {
         sink: &mut impl FnMut(Event),
         stop: &AtomicBool,
     ) -> Result<(), CaptureError> {
-        self.name = source.name().to_string();
+        if self.name.is_empty() {
+            self.name = source.name().to_string();
+        }
         while !stop.load(Ordering::Relaxed) {
             match source.next_frame()? {
                 Next::Frame(frame) => {
@@ -209,6 +260,11 @@ impl Pipeline {
             "fragments".to_string(),
             d.fragments_refused_table_full + d.fragments_refused_budget,
         );
+        if self.report_shared {
+            for (name, refused) in self.detector.heuristics().saturations() {
+                saturations.insert(name.to_string(), refused);
+            }
+        }
         let store = self.trails.current();
         let meta = store.meta();
         let now = SystemTime::now()

@@ -19,6 +19,7 @@ use spoor_feeds::config::OriginDefaults;
 use spoor_feeds::format::FormatSpec;
 use spoor_sensor::detect::{Detector, PacketView};
 use spoor_sensor::flow::{DEFAULT_FLOW_TIMEOUT_MICROS, FlowTable};
+use spoor_sensor::heuristics::Heuristics;
 use spoor_sensor::proto::tls;
 use spoor_sensor::reassembly::ReassemblyLimits;
 use support::{
@@ -515,6 +516,7 @@ fn detector(trails: &Trails, limits: ReassemblyLimits) -> Detector {
         "sensor1".into(),
         Arc::clone(&trails.handle),
         FlowTable::new(1024, DEFAULT_FLOW_TIMEOUT_MICROS),
+        Arc::new(Heuristics::default()),
         Vec::new(),
     )
     .with_reassembly(limits)

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::mpsc::sync_channel;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -15,17 +14,18 @@ use spoor_core::Event;
 use spoor_feeds::{Reload, TrailHandle};
 use spoor_sensor::capture::{FileCapture, LiveCapture};
 use spoor_sensor::config::RawOutput;
+use spoor_sensor::heuristics::Heuristics;
 use spoor_sensor::metrics::MetricsHub;
 use spoor_sensor::output::{
     DailyLogSink, EventSink, FileSink, Outputs, TcpSink, UdpSink, maltrail,
 };
 use spoor_sensor::pipeline::Pipeline;
+use spoor_sensor::workers::{
+    EventStage, STAGE_QUEUE, StageClock, StageMsg, run_distributed, spawn_capture_worker,
+    spawn_distributed,
+};
 
 use super::{Context, EXIT_RUNTIME};
-
-/// Events waiting between capture threads and the output thread; a full queue makes
-/// capture wait (frames may then be dropped by the kernel, counted), never events lost.
-const EVENT_QUEUE: usize = 65_536;
 
 #[derive(Debug, Args)]
 pub(crate) struct SensorArgs {
@@ -152,14 +152,37 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
     }
     install_signal_handlers();
 
+    let heuristics = Arc::new(Heuristics::new(sensor.heuristics));
     if !args.files.is_empty() {
-        let mut pipeline = Pipeline::new(&sensor, Arc::clone(&trails), metrics.clone());
-        let mut source = FileCapture::new(args.files.clone());
+        let source = FileCapture::new(args.files.clone());
         let mut emit = |e: Event| outputs.emit(&e);
-        pipeline.run(&mut source, &mut emit, &STOP)?;
-        pipeline.finish(&mut emit);
+        let (source, snapshot) = if sensor.workers <= 1 {
+            let mut source = source;
+            let mut pipeline = Pipeline::with_heuristics(
+                &sensor,
+                Arc::clone(&trails),
+                metrics.clone(),
+                Arc::clone(&heuristics),
+            );
+            pipeline.run(&mut source, &mut emit, &STOP)?;
+            pipeline.finish(&mut emit);
+            (source, pipeline.snapshot())
+        } else {
+            let (source, report) = run_distributed(
+                &sensor,
+                Arc::clone(&trails),
+                metrics.clone(),
+                heuristics,
+                source,
+                sensor.workers,
+                StageClock::Packets,
+                &mut emit,
+                &STOP,
+            )?;
+            let source = source.context("the capture reader thread failed")?;
+            (source, report.snapshot)
+        };
         outputs.flush();
-        let snapshot = pipeline.snapshot();
         tracing::info!("{}", snapshot.stats_line());
         for sink in outputs.reports() {
             tracing::debug!("{sink}");
@@ -189,51 +212,97 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::sync_channel::<Event>(EVENT_QUEUE);
-    let mut workers = Vec::new();
-    for iface in &interfaces {
-        let mut source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
-        tracing::info!(interface = %iface, "capturing");
-        let mut pipeline = Pipeline::new(&sensor, Arc::clone(&trails), metrics.clone());
-        let tx = tx.clone();
-        let stop = Arc::clone(&stop);
-        let iface = iface.clone();
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("capture-{iface}"))
-                .spawn(move || {
-                    let mut emit = |e: Event| {
-                        let _ = tx.send(e);
-                    };
-                    let result = pipeline.run(&mut source, &mut emit, &stop);
-                    pipeline.finish(&mut emit);
-                    tracing::info!(interface = %iface, "{}", pipeline.snapshot().stats_line());
-                    result.map_err(|e| anyhow::anyhow!(e))
-                })
+    let (tx, rx) = sync_channel::<StageMsg>(STAGE_QUEUE);
+    let per_iface = sensor.workers.max(1);
+    let mut worker_no = 0;
+    let mut capture_threads = Vec::new();
+    let mut distributed = Vec::new();
+    for (i, iface) in interfaces.iter().enumerate() {
+        // Linux spreads one interface over several handles in the kernel (PACKET_FANOUT
+        // by flow); elsewhere one reader spreads frames over the workers.
+        let kernel_fanout = per_iface == 1 || cfg!(target_os = "linux");
+        if !kernel_fanout {
+            let source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
+            tracing::info!(interface = %iface, workers = per_iface, "capturing (one reader)");
+            distributed.push(
+                spawn_distributed(
+                    &sensor,
+                    &trails,
+                    &metrics,
+                    &heuristics,
+                    source,
+                    per_iface,
+                    worker_no,
+                    &tx,
+                    &STOP,
+                )
+                .context("cannot start the worker threads")?,
+            );
+            worker_no += per_iface;
+            continue;
+        }
+        // One fanout group id per interface and process.
+        let group = (std::process::id() as u16).wrapping_add(i as u16);
+        for n in 0..per_iface {
+            let source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
+            #[cfg(target_os = "linux")]
+            if per_iface > 1 {
+                source.join_fanout(group)?;
+            }
+            let _ = group;
+            let pipeline = Pipeline::worker(
+                &sensor,
+                Arc::clone(&trails),
+                metrics.clone(),
+                Arc::clone(&heuristics),
+                format!("{iface}#{n}"),
+                worker_no == 0,
+            );
+            capture_threads.push(
+                spawn_capture_worker(
+                    pipeline,
+                    Box::new(source),
+                    worker_no,
+                    tx.clone(),
+                    Arc::clone(&stop),
+                )
                 .context("cannot start a capture thread")?,
-        );
+            );
+            worker_no += 1;
+        }
+        tracing::info!(interface = %iface, workers = per_iface, "capturing");
     }
     drop(tx);
-    loop {
-        if STOP.load(Ordering::Relaxed) {
-            stop.store(true, Ordering::Relaxed);
-        }
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(event) => outputs.emit(&event),
-            Err(mpsc::RecvTimeoutError::Timeout) => outputs.flush(),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
+    let mut stage = EventStage::new(&sensor, metrics.clone(), StageClock::Wall, worker_no);
+    let outputs = std::cell::RefCell::new(outputs);
+    stage.run(
+        &rx,
+        &mut |e: Event| outputs.borrow_mut().emit(&e),
+        &mut || {
+            if STOP.load(Ordering::Relaxed) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            outputs.borrow_mut().flush();
+        },
+    );
+    let mut outputs = outputs.into_inner();
     outputs.flush();
+    tracing::info!("{}", stage.total().stats_line());
     let mut failed = false;
-    for w in workers {
+    for w in capture_threads {
         match w.join() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                eprintln!("spoor: {e:#}");
+                eprintln!("spoor: {e}");
                 failed = true;
             }
             Err(_) => failed = true,
+        }
+    }
+    for d in distributed {
+        if let (_, Err(e), _) = d.join() {
+            eprintln!("spoor: {e}");
+            failed = true;
         }
     }
     Ok(if failed {

@@ -101,6 +101,10 @@ fn sample_documents_every_key() {
         fields::<RawCustomFeed>(),
         fields::<spoor_sensor::config::RawSensor>(),
         fields::<spoor_sensor::reassembly::RawReassembly>(),
+        fields::<spoor_sensor::config::RawHeuristics>(),
+        fields::<spoor_sensor::config::RawCounting>(),
+        fields::<spoor_sensor::config::RawDga>(),
+        fields::<spoor_sensor::config::RawLongDomain>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))

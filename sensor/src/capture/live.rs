@@ -162,3 +162,49 @@ impl CaptureSource for LiveCapture {
         })
     }
 }
+
+/// Linux `PACKET_FANOUT` (uapi `linux/if_packet.h`): spread one interface's frames over
+/// several sockets.
+#[cfg(target_os = "linux")]
+mod fanout {
+    pub(super) const PACKET_FANOUT: libc::c_int = 18;
+    /// Pick the socket by the kernel's symmetric flow hash: both directions of a flow
+    /// reach the same socket.
+    pub(super) const PACKET_FANOUT_HASH: libc::c_int = 0;
+    /// Reassemble IP fragments before hashing, so every fragment follows its flow.
+    pub(super) const PACKET_FANOUT_FLAG_DEFRAG: libc::c_int = 0x8000;
+}
+
+#[cfg(target_os = "linux")]
+impl LiveCapture {
+    /// Join the interface's fanout group `group` (one id per interface, shared by its
+    /// workers' handles): from now on the kernel gives this handle only its share of the
+    /// flows. Frames that arrived between opening and joining are seen by every handle
+    /// (a few duplicates at start).
+    pub fn join_fanout(&self, group: u16) -> Result<(), CaptureError> {
+        use std::os::fd::AsRawFd as _;
+        let arg: libc::c_int = libc::c_int::from(group)
+            | ((fanout::PACKET_FANOUT_HASH | fanout::PACKET_FANOUT_FLAG_DEFRAG) << 16);
+        // SAFETY: `arg` is a valid c_int for the duration of the call and its size is
+        // passed; the descriptor is the open pcap handle's packet socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.cap.as_raw_fd(),
+                libc::SOL_PACKET,
+                fanout::PACKET_FANOUT,
+                (&arg as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(CaptureError::OpenInterface {
+                iface: self.iface.clone(),
+                reason: format!(
+                    "cannot join packet fanout group {group} for several workers: {} (set `[sensor] workers = 1`)",
+                    std::io::Error::last_os_error()
+                ),
+            });
+        }
+        Ok(())
+    }
+}

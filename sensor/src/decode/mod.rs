@@ -17,6 +17,7 @@
 //! are skipped, not parsed.
 
 mod counters;
+mod flow_hash;
 mod frag;
 mod ip;
 mod link;
@@ -30,6 +31,7 @@ use std::net::IpAddr;
 use spoor_core::{Micros, Proto};
 
 pub use counters::DecodeCounters;
+pub use flow_hash::flow_hash;
 pub use frag::FragmentMeta;
 pub use link::{EtherType, LinkType};
 pub use transport::{IcmpInfo, TcpFlags, TcpInfo};

@@ -13,7 +13,8 @@
 //! `src`/`spt`/`dst`/`dpt` (IPv6 addresses go to `c6a2`/`c6a3` with their labels, as
 //! CEF's `src`/`dst` are IPv4 fields), `proto`, `cat` (kind), `cs1` trail, `cs2` reference,
 //! `cs3` offender, `cnt` count, `start`/`end` (first/last seen, ms), `dvchost` sensor,
-//! `externalId` event id, `requestMethod`, `request` (host + URI), `requestClientApplication`
+//! `externalId` event id, `cs4` heuristic name and `msg` its evidence (heuristic events),
+//! `requestMethod`, `request` (host + URI), `requestClientApplication`
 //! (User-Agent), `dhost` (DNS query, HTTP host or SNI).
 //!
 //! Escaping follows the CEF spec as Maltrail's vectors pin it: in the header `\` and `|` are
@@ -73,7 +74,10 @@ fn millis(t: spoor_core::Micros) -> i64 {
 /// The CEF message for `event` (no syslog header, no newline).
 pub fn render(event: &Event) -> String {
     let signature = match event.kind {
-        EventKind::Heuristic => format!("heuristic:{}", event.trail),
+        EventKind::Heuristic => match &event.context.heuristic {
+            Some(h) => format!("heuristic:{}", h.name),
+            None => format!("heuristic:{}", event.trail),
+        },
         kind => kind.as_str().to_owned(),
     };
     let mut out = String::with_capacity(256);
@@ -125,6 +129,11 @@ pub fn render(event: &Event) -> String {
     ext.add("dvchost", &event.sensor);
     ext.add("externalId", &event.id.to_string());
     let ctx = &event.context;
+    if let Some(h) = &ctx.heuristic {
+        ext.add("cs4Label", "heuristic");
+        ext.add("cs4", &h.name);
+        ext.add("msg", &h.reason);
+    }
     if let Some(http) = &ctx.http {
         ext.add("requestMethod", &http.method);
         ext.add("request", &format!("{}{}", http.host, http.uri));
@@ -207,9 +216,14 @@ mod tests {
         let mut e = dns_event();
         e.src = "2001:db8::5".parse().unwrap();
         e.kind = EventKind::Heuristic;
-        e.trail = "dga".into();
+        e.trail = "(xkqwzlvbnmfghjd).com".into();
+        e.context.heuristic = Some(spoor_core::HeuristicContext {
+            name: "dga".into(),
+            reason: "label `xkqwzlvbnmfghjd` has an entropy of 3.91 bits (threshold 3.5)".into(),
+        });
         let line = render(&e);
         assert!(line.contains("|heuristic:dga|"), "{line}");
+        assert!(line.contains(" cs4Label=heuristic cs4=dga msg=label `xkqwzlvbnmfghjd` has an entropy of 3.91 bits (threshold 3.5)"), "{line}");
         assert!(line.contains(" c6a2=2001:db8::5 c6a2Label=Source IPv6 Address "));
         assert!(!line.contains(" src="));
     }

@@ -22,6 +22,7 @@
 //! | `dns.rcode` | `context.dns.rcode` | |
 //! | `http.hostname`, `http.url`, `http.http_method`, `http.http_user_agent`, `http.xff` | `context.http` | |
 //! | `tls.sni`, `tls.ja4`, `tls.ja3.hash`, `tls.fingerprint` | `context.tls` | fingerprint: the certificate SHA-1 |
+//! | `spoor.heuristic.{name, reason}` | `context.heuristic` | which heuristic fired and its evidence; also `alert.metadata.heuristic` |
 //! | `spoor.{id, kind, trail, info, reference, severity, offender, answers, count, first_seen, last_seen, sensor}` | the event | times as EVE timestamps |
 
 use std::net::IpAddr;
@@ -167,6 +168,9 @@ pub fn to_value(event: &Event) -> Value {
     if let Some(offender) = event.offender {
         spoor["offender"] = offender.to_string().into();
     }
+    if let Some(h) = &ctx.heuristic {
+        spoor["heuristic"] = json!({ "name": h.name, "reason": h.reason });
+    }
     if !event.answers.is_empty() {
         spoor["answers"] = event
             .answers
@@ -175,8 +179,12 @@ pub fn to_value(event: &Event) -> Value {
             .collect::<Vec<_>>()
             .into();
     }
-    root.insert("spoor".into(), spoor);
-    Value::Object(root)
+    let mut root = Value::Object(root);
+    if let Some(h) = &ctx.heuristic {
+        root["alert"]["metadata"]["heuristic"] = json!([h.name]);
+    }
+    root["spoor"] = spoor;
+    root
 }
 
 /// One JSON line (without the newline).
@@ -189,6 +197,24 @@ mod tests {
     use super::*;
     use crate::output::test_support::dns_event;
     use spoor_core::{Context, HttpContext, TlsContext};
+
+    #[test]
+    fn heuristic_events_carry_their_name_and_reason() {
+        let mut e = dns_event();
+        e.kind = spoor_core::EventKind::Heuristic;
+        e.context.heuristic = Some(spoor_core::HeuristicContext {
+            name: "nxdomain".into(),
+            reason: "21 distinct names answered NXDOMAIN".into(),
+        });
+        let v: Value = serde_json::from_str(&render_line(&e)).unwrap();
+        assert_eq!(v["spoor"]["heuristic"]["name"], "nxdomain");
+        assert_eq!(
+            v["spoor"]["heuristic"]["reason"],
+            "21 distinct names answered NXDOMAIN"
+        );
+        assert_eq!(v["alert"]["metadata"]["heuristic"][0], "nxdomain");
+        assert_eq!(v["alert"]["category"], "heuristic");
+    }
 
     #[test]
     fn dns_event_has_eve_names() {
