@@ -178,6 +178,7 @@ impl fmt::Display for EventKind {
 
 /// HTTP request facts behind an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpContext {
     pub method: String,
     pub host: String,
@@ -190,6 +191,7 @@ pub struct HttpContext {
 
 /// DNS facts behind an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DnsContext {
     pub qname: String,
     /// Query type name (`A`, `AAAA`, `TXT`, ...) or number.
@@ -201,6 +203,7 @@ pub struct DnsContext {
 
 /// TLS/QUIC facts behind an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TlsContext {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
@@ -214,6 +217,7 @@ pub struct TlsContext {
 
 /// Why a heuristic fired: its name and the evidence, counts included.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeuristicContext {
     /// The heuristic's configuration name: `port_scan`, `sql_injection`, `dga`...
     pub name: String,
@@ -223,6 +227,7 @@ pub struct HeuristicContext {
 
 /// Protocol context of an event; every part optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Context {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpContext>,
@@ -242,6 +247,7 @@ impl Context {
 
 /// One alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Event {
     pub id: EventId,
     /// Packet time of the first occurrence.

@@ -1,0 +1,147 @@
+//! The database schema as a list of versioned migrations. `PRAGMA user_version` holds how
+//! many have run; each runs once, in its own transaction, in order. Never edit a released
+//! migration: append a new one.
+//!
+//! Addresses are stored as 16-byte BLOBs (IPv4 as `::ffff:a.b.c.d`), so that a CIDR is a
+//! byte range and uses the index. Times are microseconds since the Unix epoch.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Each entry is one migration; the position + 1 is the schema version it brings.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, rollups, sensors, triage, users, sessions, audit.
+    r#"
+    CREATE TABLE events (
+        id        BLOB PRIMARY KEY,            -- 16-byte event id: ingest is idempotent
+        time      INTEGER NOT NULL,            -- µs, packet time of the first occurrence
+        sensor    TEXT NOT NULL,
+        src       BLOB NOT NULL,
+        dst       BLOB NOT NULL,
+        kind      TEXT NOT NULL,
+        severity  INTEGER NOT NULL,            -- 0 low, 1 medium, 2 high
+        trail     TEXT NOT NULL,
+        offender  BLOB,
+        received  INTEGER NOT NULL,            -- µs, wall clock at ingest
+        body      TEXT NOT NULL                -- the whole event as JSON (as stored: pseudonymised)
+    );
+    CREATE INDEX events_time ON events(time);
+    CREATE INDEX events_src ON events(src, time);
+    CREATE INDEX events_dst ON events(dst, time);
+    CREATE INDEX events_trail ON events(trail, time);
+    CREATE INDEX events_sensor ON events(sensor, time);
+    CREATE INDEX events_kind ON events(kind, severity, time);
+
+    -- Counts maintained at ingest so that a day's summary reads thousands of rows, not millions.
+    CREATE TABLE rollup_minute (
+        minute INTEGER NOT NULL, sensor TEXT NOT NULL, kind TEXT NOT NULL,
+        severity INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (minute, sensor, kind, severity)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_hour_trail (
+        hour INTEGER NOT NULL, trail TEXT NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (hour, trail)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_hour_src (
+        hour INTEGER NOT NULL, addr BLOB NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (hour, addr)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup_hour_dst (
+        hour INTEGER NOT NULL, addr BLOB NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (hour, addr)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE sensors (
+        name TEXT PRIMARY KEY,
+        last_seen INTEGER NOT NULL,            -- µs, wall clock of the last batch
+        version TEXT NOT NULL,
+        uptime_secs INTEGER NOT NULL,
+        packets INTEGER NOT NULL,
+        drops INTEGER NOT NULL,
+        trails_age_secs INTEGER,
+        spool_dropped INTEGER NOT NULL,
+        events INTEGER NOT NULL DEFAULT 0      -- events stored from it
+    );
+
+    -- Triage, shared by the team.
+    CREATE TABLE suppressions (
+        id INTEGER PRIMARY KEY,
+        trail TEXT,                            -- NULL: any trail
+        src BLOB,                              -- NULL: any source
+        comment TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        CHECK (trail IS NOT NULL OR src IS NOT NULL)
+    );
+    CREATE TABLE hidden_trails (
+        trail TEXT PRIMARY KEY,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE triage (
+        event_id BLOB PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('new', 'investigating', 'resolved')),
+        updated_by TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY,
+        event_id BLOB NOT NULL,
+        author TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX notes_event ON notes(event_id);
+
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,           -- argon2id PHC string
+        role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'viewer')),
+        scope TEXT NOT NULL DEFAULT '[]',      -- JSON array of CIDRs; empty: everything
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash BLOB PRIMARY KEY,           -- SHA-256 of the cookie value
+        user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        csrf TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        user TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL                   -- JSON
+    );
+    CREATE INDEX audit_time ON audit(time);
+
+    CREATE TABLE privacy_keys (
+        period INTEGER PRIMARY KEY,
+        key BLOB NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
+/// Bring `conn` to [`SCHEMA_VERSION`]. A database from a newer Spoor is refused.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}

@@ -1,0 +1,365 @@
+//! Event search: filters → one SQL `WHERE`, newest first, keyset pagination on
+//! `(time, rowid)` so page 1000 costs what page 1 costs.
+//!
+//! What a user may see ([`Visibility`]: their network scope, the team's suppressions and
+//! hidden trails) is added to every query here, so no endpoint can forget it.
+
+use std::fmt::Write as _;
+
+use ipnet::IpNet;
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use serde::Serialize;
+use spoor_core::{EventKind, Severity};
+
+use super::StoreError;
+use super::codec::{ip_bytes, net_range, severity_code};
+use super::triage::{TriageRules, TriageStatus};
+
+/// Largest page of a search.
+pub const MAX_PAGE: usize = 1000;
+/// Default page size.
+pub const DEFAULT_PAGE: usize = 100;
+/// Rows one export writes at most; a bigger export must be narrowed or split by time.
+pub const MAX_EXPORT_ROWS: usize = 200_000;
+
+/// What to look for. Empty lists and `None` mean "any".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventFilter {
+    /// µs, inclusive.
+    pub from: Option<i64>,
+    /// µs, exclusive.
+    pub to: Option<i64>,
+    pub sensors: Vec<String>,
+    pub severities: Vec<Severity>,
+    pub kinds: Vec<EventKind>,
+    /// Source or destination in one of these.
+    pub ip: Vec<IpNet>,
+    pub src: Vec<IpNet>,
+    pub dst: Vec<IpNet>,
+    /// Substring of the trail (case-insensitive for ASCII).
+    pub trail: Option<String>,
+    /// Substring anywhere in the event (case-insensitive for ASCII).
+    pub text: Option<String>,
+    pub status: Option<TriageStatus>,
+    /// Show events the team's suppression rules hide.
+    pub include_suppressed: bool,
+    /// Show events of hidden trails.
+    pub include_hidden: bool,
+}
+
+/// What the asking user may see.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility {
+    /// The user's networks; empty: everything.
+    pub scope: Vec<IpNet>,
+    pub rules: TriageRules,
+}
+
+/// A growing `WHERE` clause with its parameters.
+#[derive(Debug, Default)]
+pub(crate) struct Where {
+    clauses: Vec<String>,
+    pub(crate) params: Vec<Value>,
+}
+
+impl Where {
+    pub(crate) fn push(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+    pub(crate) fn param(&mut self, v: impl Into<Value>) -> String {
+        self.params.push(v.into());
+        format!("?{}", self.params.len())
+    }
+    pub(crate) fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "1".to_string()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+
+    fn nets(&mut self, column: &str, nets: &[IpNet]) -> String {
+        let mut parts = Vec::new();
+        for n in nets {
+            let (lo, hi) = net_range(*n);
+            let lo = self.param(lo.to_vec());
+            let hi = self.param(hi.to_vec());
+            parts.push(format!("{column} BETWEEN {lo} AND {hi}"));
+        }
+        format!("({})", parts.join(" OR "))
+    }
+
+    /// Events touching one of `nets` (either side).
+    pub(crate) fn scope(&mut self, nets: &[IpNet]) {
+        if nets.is_empty() {
+            return;
+        }
+        let s = self.nets("src", nets);
+        let d = self.nets("dst", nets);
+        self.push(format!("({s} OR {d})"));
+    }
+
+    pub(crate) fn time(&mut self, from: Option<i64>, to: Option<i64>) {
+        if let Some(f) = from {
+            let p = self.param(f);
+            self.push(format!("time >= {p}"));
+        }
+        if let Some(t) = to {
+            let p = self.param(t);
+            self.push(format!("time < {p}"));
+        }
+    }
+
+    /// The events the triage rules hide, as one condition (None: no rules). Written with
+    /// explicit values, so that SQLite can answer each term from the trail or src index.
+    pub(crate) fn hidden_by(
+        &mut self,
+        rules: &TriageRules,
+        suppressed: bool,
+        hidden: bool,
+    ) -> Option<String> {
+        let mut terms = Vec::new();
+        if suppressed {
+            for s in &rules.suppressions {
+                match (&s.trail, s.src) {
+                    (Some(t), Some(ip)) => {
+                        let t = self.param(t.clone());
+                        let ip = self.param(ip_bytes(ip).to_vec());
+                        terms.push(format!("(trail = {t} AND src = {ip})"));
+                    }
+                    (Some(t), None) => {
+                        let t = self.param(t.clone());
+                        terms.push(format!("trail = {t}"));
+                    }
+                    (None, Some(ip)) => {
+                        let ip = self.param(ip_bytes(ip).to_vec());
+                        terms.push(format!("src = {ip}"));
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+        if hidden {
+            for t in &rules.hidden_trails {
+                let t = self.param(t.clone());
+                terms.push(format!("trail = {t}"));
+            }
+        }
+        (!terms.is_empty()).then(|| format!("({})", terms.join(" OR ")))
+    }
+
+    /// Everything in `filter` and `vis`.
+    pub(crate) fn from_filter(filter: &EventFilter, vis: &Visibility) -> Where {
+        let mut w = Where::default();
+        w.time(filter.from, filter.to);
+        w.scope(&vis.scope);
+        if !filter.sensors.is_empty() {
+            let ps: Vec<String> = filter.sensors.iter().map(|s| w.param(s.clone())).collect();
+            w.push(format!("sensor IN ({})", ps.join(", ")));
+        }
+        if !filter.severities.is_empty() {
+            let ps: Vec<String> = filter
+                .severities
+                .iter()
+                .map(|s| w.param(severity_code(*s)))
+                .collect();
+            w.push(format!("severity IN ({})", ps.join(", ")));
+        }
+        if !filter.kinds.is_empty() {
+            let ps: Vec<String> = filter
+                .kinds
+                .iter()
+                .map(|k| w.param(k.as_str().to_string()))
+                .collect();
+            w.push(format!("kind IN ({})", ps.join(", ")));
+        }
+        if !filter.ip.is_empty() {
+            let s = w.nets("src", &filter.ip);
+            let d = w.nets("dst", &filter.ip);
+            w.push(format!("({s} OR {d})"));
+        }
+        if !filter.src.is_empty() {
+            let s = w.nets("src", &filter.src);
+            w.push(s);
+        }
+        if !filter.dst.is_empty() {
+            let d = w.nets("dst", &filter.dst);
+            w.push(d);
+        }
+        if let Some(t) = &filter.trail {
+            let p = w.param(format!("%{}%", like_escape(t)));
+            w.push(format!("trail LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(t) = &filter.text {
+            let p = w.param(format!("%{}%", like_escape(t)));
+            w.push(format!("body LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(status) = filter.status {
+            let p = w.param(status.as_str().to_string());
+            w.push(format!(
+                "COALESCE((SELECT status FROM triage WHERE triage.event_id = events.id), 'new') = {p}"
+            ));
+        }
+        if let Some(hidden) = w.hidden_by(
+            &vis.rules,
+            !filter.include_suppressed,
+            !filter.include_hidden,
+        ) {
+            w.push(format!("NOT {hidden}"));
+        }
+        w
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Where a page ends: the next page starts after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub time: i64,
+    pub rowid: i64,
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        format!("{}.{}", self.time, self.rowid)
+    }
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (t, r) = s.split_once('.')?;
+        Some(Cursor {
+            time: t.parse().ok()?,
+            rowid: r.parse().ok()?,
+        })
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// The event as stored.
+    pub event: serde_json::Value,
+    pub status: TriageStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub events: Vec<Hit>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// One page, newest first.
+pub fn search(
+    conn: &Connection,
+    filter: &EventFilter,
+    vis: &Visibility,
+    limit: usize,
+    cursor: Option<Cursor>,
+) -> Result<Page, StoreError> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut w = Where::from_filter(filter, vis);
+    if let Some(c) = cursor {
+        let t = w.param(c.time);
+        let t2 = w.param(c.time);
+        let r = w.param(c.rowid);
+        w.push(format!("(time < {t} OR (time = {t2} AND rowid < {r}))"));
+    }
+    let mut sql = String::new();
+    let _ = write!(
+        sql,
+        "SELECT rowid, time, body, COALESCE((SELECT status FROM triage WHERE triage.event_id = events.id), 'new')
+         FROM events WHERE {} ORDER BY time DESC, rowid DESC LIMIT {}",
+        w.sql(),
+        limit + 1
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(w.params.iter()))?;
+    let mut events = Vec::with_capacity(limit);
+    let mut last = None;
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if events.len() == limit {
+            more = true;
+            break;
+        }
+        let rowid: i64 = row.get(0)?;
+        let time: i64 = row.get(1)?;
+        let body: String = row.get(2)?;
+        let status: String = row.get(3)?;
+        last = Some(Cursor { time, rowid });
+        events.push(Hit {
+            event: serde_json::from_str(&body)
+                .map_err(|e| StoreError::Invalid(format!("stored event is not JSON: {e}")))?,
+            status: TriageStatus::parse(&status).unwrap_or(TriageStatus::New),
+        });
+    }
+    Ok(Page {
+        events,
+        next: if more { last.map(Cursor::encode) } else { None },
+    })
+}
+
+/// Every matching event's stored JSON, newest first, at most [`MAX_EXPORT_ROWS`]; `each`
+/// gets the body and the triage status. Returns the rows written.
+pub fn export(
+    conn: &Connection,
+    filter: &EventFilter,
+    vis: &Visibility,
+    mut each: impl FnMut(&str, TriageStatus) -> Result<(), StoreError>,
+) -> Result<usize, StoreError> {
+    let w = Where::from_filter(filter, vis);
+    let sql = format!(
+        "SELECT body, COALESCE((SELECT status FROM triage WHERE triage.event_id = events.id), 'new')
+         FROM events WHERE {} ORDER BY time DESC, rowid DESC LIMIT {MAX_EXPORT_ROWS}",
+        w.sql()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(w.params.iter()))?;
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        let body: String = row.get(0)?;
+        let status: String = row.get(1)?;
+        each(
+            &body,
+            TriageStatus::parse(&status).unwrap_or(TriageStatus::New),
+        )?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// One event by id, if the user may see it (scope only: a suppressed event can still be
+/// opened from a link).
+pub fn event_by_id(
+    conn: &Connection,
+    id: [u8; 16],
+    scope: &[IpNet],
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let mut w = Where::default();
+    let p = w.param(id.to_vec());
+    w.push(format!("id = {p}"));
+    w.scope(scope);
+    let sql = format!("SELECT body FROM events WHERE {}", w.sql());
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(w.params.iter()))?;
+    match rows.next()? {
+        Some(row) => {
+            let body: String = row.get(0)?;
+            Ok(Some(serde_json::from_str(&body).map_err(|e| {
+                StoreError::Invalid(format!("stored event is not JSON: {e}"))
+            })?))
+        }
+        None => Ok(None),
+    }
+}
