@@ -766,8 +766,10 @@ impl Detector {
                 }
                 self.reassembly.finish(key, s);
             }
-            // The first piece of a ClientHello that needs more packets.
-            (None, None) if pieces > 0 => {
+            // The first piece of a ClientHello that needs more packets. Only an
+            // authenticated packet opens a stream: a server's Initial read with the client's
+            // keys is noise that may look like a CRYPTO frame.
+            (None, None) if pieces > 0 && opened.authenticated => {
                 if let Some(s) = self
                     .reassembly
                     .open(key, Awaiting::QuicClientHello, 0, p.ts)
