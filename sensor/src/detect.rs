@@ -801,13 +801,8 @@ impl Detector {
             return;
         };
         self.counters.tls_client_hellos += 1;
-        let sni = hello
-            .sni
-            .as_ref()
-            .and_then(|s| s.as_str())
-            .map(str::to_string);
+        let sni = hello.sni.as_ref().and_then(|s| s.as_str());
         let sni_hit = sni
-            .as_deref()
             .filter(|n| !is_local_name(n) && !store.is_whitelisted_domain(n))
             .and_then(|n| lookup_name(store, n));
         // JA4 costs a SHA-256 and some formatting, JA3 an MD5: only when something uses them.
@@ -818,7 +813,7 @@ impl Detector {
             return;
         }
         let tls_context = TlsContext {
-            sni,
+            sni: sni.map(str::to_string),
             ja4,
             ja3: Some(tls::ja3(&hello)),
             ..TlsContext::default()
