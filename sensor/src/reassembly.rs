@@ -520,7 +520,8 @@ impl Reassembler {
         }
         self.counters.opened += 1;
         self.reserved += cap;
-        self.filter[Self::slot(key)] += 1;
+        let slot = &mut self.filter[Self::slot(key)];
+        *slot = slot.saturating_add(1);
         let storage = self.spare.pop().unwrap_or_default();
         let stream = Stream {
             awaiting,
