@@ -807,8 +807,10 @@ impl Detector {
                 }
                 self.reassembly.finish(key, s);
             }
-            // The first piece of a ClientHello that needs more packets.
-            (None, None) if pieces > 0 => {
+            // The first piece of a ClientHello that needs more packets. Only an
+            // authenticated packet opens a stream: a server's Initial read with the client's
+            // keys is noise that may look like a CRYPTO frame.
+            (None, None) if pieces > 0 && opened.authenticated => {
                 if let Some(s) = self
                     .reassembly
                     .open(key, Awaiting::QuicClientHello, 0, p.ts)
@@ -840,13 +842,8 @@ impl Detector {
             return;
         };
         self.counters.tls_client_hellos += 1;
-        let sni = hello
-            .sni
-            .as_ref()
-            .and_then(|s| s.as_str())
-            .map(str::to_string);
+        let sni = hello.sni.as_ref().and_then(|s| s.as_str());
         let sni_hit = sni
-            .as_deref()
             .filter(|n| !is_local_name(n) && !store.is_whitelisted_domain(n))
             .and_then(|n| lookup_name(store, n));
         // JA4 costs a SHA-256 and some formatting, JA3 an MD5: only when something uses them.
@@ -857,7 +854,7 @@ impl Detector {
             return;
         }
         let tls_context = TlsContext {
-            sni,
+            sni: sni.map(str::to_string),
             ja4,
             ja3: Some(tls::ja3(&hello)),
             ..TlsContext::default()

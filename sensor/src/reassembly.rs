@@ -520,7 +520,8 @@ impl Reassembler {
         }
         self.counters.opened += 1;
         self.reserved += cap;
-        self.filter[Self::slot(key)] += 1;
+        let slot = &mut self.filter[Self::slot(key)];
+        *slot = slot.saturating_add(1);
         let storage = self.spare.pop().unwrap_or_default();
         let stream = Stream {
             awaiting,
@@ -686,6 +687,40 @@ mod tests {
             v.swap(k, i);
             permute(v, k + 1, f);
             v.swap(k, i);
+        }
+    }
+
+    /// Random pieces against a plain model (one optional byte per offset, first write
+    /// wins): the contiguous prefix always agrees, whatever was refused.
+    #[test]
+    fn matches_a_first_bytes_win_model() {
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        const CAP: usize = 512;
+        for _ in 0..2_000 {
+            let mut b = buf(CAP);
+            let mut model: Vec<Option<u8>> = vec![None; CAP];
+            for op in 0..24u8 {
+                let offset = next(CAP as u64 + 32);
+                let len = next(96) as usize;
+                let fill = next(256) as u8;
+                let bytes: Vec<u8> = (0..len).map(|i| fill.wrapping_add(i as u8) ^ op).collect();
+                if b.insert(offset, &bytes) != Inserted::TooManyPieces {
+                    for (i, &v) in bytes.iter().enumerate() {
+                        if let Some(slot) = model.get_mut(offset as usize + i) {
+                            slot.get_or_insert(v);
+                        }
+                    }
+                }
+                let want: Vec<u8> = model.iter().map_while(|v| *v).collect();
+                assert_eq!(b.contiguous(), &want[..]);
+                assert!(usize::from(b.len) <= MAX_RANGES);
+            }
         }
     }
 
