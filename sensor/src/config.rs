@@ -124,6 +124,8 @@ pub struct RawDga {
     pub entropy: Option<f64>,
     /// A run of consonants in the registrable label longer than this looks generated.
     pub consonant_run: Option<u32>,
+    /// With the entropy above `entropy`, a run of consonants longer than this suffices.
+    pub entropy_consonant_run: Option<u32>,
 }
 
 /// `[sensor.heuristics.long_domain]` as written.
@@ -223,6 +225,16 @@ impl RawHeuristics {
             errors.push(ConfigError::new(
                 key.key("dga").key("consonant_run"),
                 "must be between 1 and 63 (a label's length)",
+            ));
+        }
+        c.dga.entropy_consonant_run = self
+            .dga
+            .entropy_consonant_run
+            .unwrap_or(d.dga.entropy_consonant_run);
+        if c.dga.entropy_consonant_run > 63 {
+            errors.push(ConfigError::new(
+                key.key("dga").key("entropy_consonant_run"),
+                "must be at most 63 (a label's length)",
             ));
         }
         c.long_domain.enabled = self.long_domain.enabled.unwrap_or(d.long_domain.enabled);

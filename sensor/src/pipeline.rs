@@ -1,6 +1,8 @@
 //! The packet loop: frames → decode → detect → condense → events.
 //!
-//! One [`Pipeline`] runs on one thread over one capture source. Every frame is processed
+//! One [`Pipeline`] runs on one thread over one capture source, or as one of several
+//! workers ([`Pipeline::worker`], see [`crate::workers`]): then it shares the heuristics
+//! with the other workers and passes its events on uncondensed. Every frame is processed
 //! inside `catch_unwind`, so a parser bug costs that frame (counted as a packet panic),
 //! not the sensor. Counters are published to the [`MetricsHub`] about once a second and
 //! logged as a stats line every `stats_interval`.

@@ -54,6 +54,8 @@ pub const STAGE_QUEUE: usize = 65_536;
 /// A partly filled batch waits at most this long (wall clock) before it is handed over,
 /// so a slow live link is not delayed.
 const BATCH_MAX_WAIT: Duration = Duration::from_millis(50);
+/// Frames read between clock marks for workers that received none of them.
+const CLOCK_MARK_EVERY: u64 = 16_384;
 /// How often the event stage looks at the wall clock when nothing arrives.
 const STAGE_TICK: Duration = Duration::from_millis(200);
 
@@ -106,6 +108,9 @@ struct FrameMeta {
 struct Batch {
     data: Vec<u8>,
     frames: Vec<FrameMeta>,
+    /// For an empty batch: the packet time the reader has reached, so a worker without
+    /// traffic still moves the event stage's clock.
+    mark: Option<Micros>,
 }
 
 impl Batch {
@@ -113,6 +118,7 @@ impl Batch {
         Batch {
             data: Vec::with_capacity(BATCH_BYTES),
             frames: Vec::with_capacity(BATCH_FRAMES),
+            mark: None,
         }
     }
 
@@ -136,6 +142,7 @@ impl Batch {
     fn clear(&mut self) {
         self.data.clear();
         self.frames.clear();
+        self.mark = None;
     }
 }
 
@@ -147,12 +154,14 @@ struct Feed {
     current: Batch,
     allocated: usize,
     since: Option<Instant>,
+    /// Frames given to this worker since the last clock mark.
+    recent: u64,
 }
 
 impl Feed {
     /// Hand the current batch over and take an empty one. False when the worker is gone.
     fn hand_over(&mut self) -> bool {
-        if self.current.frames.is_empty() {
+        if self.current.frames.is_empty() && self.current.mark.is_none() {
             return true;
         }
         let next = match self.empty.try_recv() {
@@ -251,7 +260,7 @@ pub fn spawn_distributed<S: CaptureSource + Send + 'static>(
                             pipeline.process(&frame, &mut emit);
                             last = Some(m.ts);
                         }
-                        if let Some(ts) = last {
+                        if let Some(ts) = last.or(batch.mark) {
                             let _ = tx.send(StageMsg::Clock { worker: k, ts });
                         }
                         batch.clear();
@@ -270,6 +279,7 @@ pub fn spawn_distributed<S: CaptureSource + Send + 'static>(
             current: Batch::with_capacity(),
             allocated: 1,
             since: None,
+            recent: 0,
         });
     }
     let reader_tx = tx.clone();
@@ -353,7 +363,19 @@ fn read_into(
                 }
                 feed.current.push(&frame);
                 feed.since.get_or_insert_with(Instant::now);
+                feed.recent += 1;
                 frames += 1;
+                // Workers that got nothing lately still tell the stage how far time went
+                // (through their queue, so after everything they were given).
+                if frames.is_multiple_of(CLOCK_MARK_EVERY) {
+                    for f in feeds.iter_mut() {
+                        if f.recent == 0 && f.current.frames.is_empty() {
+                            f.current.mark = Some(frame.ts);
+                            f.hand_over();
+                        }
+                        f.recent = 0;
+                    }
+                }
                 // A slow link: hand over batches that waited long enough.
                 if frames.is_multiple_of(64) {
                     for f in feeds.iter_mut() {

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `dns_exhaustion` | queries | ≥ 1000 distinct subdomains of one domain within 60 s (estimated) | potential dns exhaustion |
 //! | `nxdomain` | NXDOMAIN answers | > 20 distinct names answered NXDOMAIN to one client within an hour (sliding) | excessive no such domain (suspicious) |
-//! | `dga` | NXDOMAIN answers | the registrable label's entropy > 3.5 bits, else a run of more than 6 consonants | entropy / consonant threshold no such domain (suspicious) |
+//! | `dga` | NXDOMAIN answers | the registrable label's entropy > 3.5 bits with a run of more than 4 consonants, or a run of more than 6 | entropy / consonant threshold no such domain (suspicious) |
 //! | `long_domain` | queries | the leftmost label is longer than 24 characters and has no `-` | long domain (suspicious) |
 //!
 //! Thresholds are Maltrail's. "Domain" is the registrable part of a name, taken as the
@@ -12,7 +12,10 @@
 //! (`example.co.uk`); there is no public-suffix list on the packet path. Names in local
 //! zones and whitelisted names never reach these checks (the detector filters them).
 //!
-//! Differences from Maltrail: the consonant rule looks at the longest run of consonants
+//! Differences from Maltrail: entropy alone (> 3.5) flags any label of 12 or more
+//! distinct letters (`cloudstarnet7.io`, 3.55), so a high entropy also needs a run of
+//! more than four consonants (`xkqwzlvbnmfghjd`: 15). The consonant rule looks at the
+//! longest run of consonants
 //! (`xkqwzlvbnmfghjd`: 15) rather than their number (Maltrail: more than 7), which flags
 //! ordinary compound names such as `cloudstartri.com` (8 consonants, longest run 3);
 //! words run up to five consonants (`strengths`), glued words up to six (`worldscript`). NXDOMAIN answers are counted per client (a DGA-infected
@@ -204,12 +207,12 @@ impl Heuristics {
         }
         let e = entropy(label);
         let k = consonant_run(label);
-        let (info, reason) = if e > cfg.entropy {
+        let (info, reason) = if e > cfg.entropy && k > cfg.entropy_consonant_run {
             (
                 "entropy threshold no such domain (suspicious)",
                 format!(
-                    "label `{label}` has an entropy of {e:.2} bits (threshold {})",
-                    cfg.entropy
+                    "label `{label}` has an entropy of {e:.2} bits (threshold {}) and a run of {k} consonants (threshold {})",
+                    cfg.entropy, cfg.entropy_consonant_run
                 ),
             )
         } else if k > cfg.consonant_run {
@@ -350,6 +353,8 @@ mod tests {
         h.dns_nxdomain(&query(0), CLIENT, "cloudstartri.com", &mut out);
         h.dns_nxdomain(&query(0), CLIENT, "strengths.example", &mut out);
         h.dns_nxdomain(&query(0), CLIENT, "worldscript.example", &mut out);
+        h.dns_nxdomain(&query(0), CLIENT, "cloudstarnet7.io", &mut out);
+        h.dns_nxdomain(&query(0), CLIENT, "app.newsjetplay63.app", &mut out);
         assert!(out.is_empty(), "{out:#?}");
         h.dns_nxdomain(&query(0), CLIENT, "xkqwzlvbnmfghjd.com", &mut out);
         assert_eq!(out.len(), 1);

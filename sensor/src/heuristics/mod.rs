@@ -47,6 +47,8 @@ pub struct DgaConfig {
     /// A run of consecutive consonants in the registrable label longer than this makes
     /// the name look generated.
     pub consonant_run: u32,
+    /// With the entropy above `entropy`, a run longer than this is enough.
+    pub entropy_consonant_run: u32,
 }
 
 /// Queries whose leftmost label is unusually long (data smuggled in names).
@@ -80,6 +82,9 @@ pub const DEFAULT_DGA_ENTROPY: f64 = 3.5;
 /// from words up to six (`worldscript`); random letters run longer. Maltrail counts all
 /// consonants instead (`SUSPICIOUS_DOMAIN_CONSONANT_THRESHOLD` 7).
 pub const DEFAULT_DGA_CONSONANT_RUN: u32 = 6;
+/// With a high entropy, a run of five consonants is enough: glued words with many
+/// distinct letters (`cloudstarnet7`, entropy 3.55) run at most four.
+pub const DEFAULT_DGA_ENTROPY_CONSONANT_RUN: u32 = 4;
 /// Maltrail's `SUSPICIOUS_DOMAIN_LENGTH_THRESHOLD`.
 pub const DEFAULT_LONG_LABEL: u32 = 24;
 
@@ -93,8 +98,10 @@ pub const DEFAULT_MAX_TRACKED_WEB: usize = 16_384;
 pub const DEFAULT_MAX_TRACKED_INFECTION: usize = 4_096;
 /// Clients tracked for NXDOMAIN floods: 0.25 MiB.
 pub const DEFAULT_MAX_TRACKED_NXDOMAIN: usize = 4_096;
-/// Domains tracked for DNS exhaustion (a quarter with a 2048-bit sketch): 1.3 MiB.
-pub const DEFAULT_MAX_TRACKED_DOMAINS: usize = 16_384;
+/// Domains tracked for DNS exhaustion: every queried domain with a subdomain takes one
+/// for a minute (a busy resolver sees tens of thousands); a sixteenth of them with a
+/// 2048-bit sketch (280 bytes): 2.1 MiB when full.
+pub const DEFAULT_MAX_TRACKED_DOMAINS: usize = 65_536;
 /// Largest threshold of a distinct-value table: each key keeps threshold + 1 values.
 pub const MAX_DISTINCT_THRESHOLD: u32 = 1024;
 /// Largest DNS exhaustion threshold (the sketch is capped at 32 768 bits: 2 per unit).
@@ -165,6 +172,7 @@ impl Default for HeuristicsConfig {
                 enabled: true,
                 entropy: DEFAULT_DGA_ENTROPY,
                 consonant_run: DEFAULT_DGA_CONSONANT_RUN,
+                entropy_consonant_run: DEFAULT_DGA_ENTROPY_CONSONANT_RUN,
             },
             long_domain: LongDomainConfig {
                 enabled: true,

@@ -59,10 +59,11 @@ fn later(a: u32, b: u32) -> u32 {
 
 /// Per-key bookkeeping, beside the key's values.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct Meta {
     /// Newest packet second seen for the key.
     last: u32,
-    /// Sketch tables: the second the key's window started.
+    /// The second the key's evidence started (sketch tables: the window's start).
     start: u32,
     /// The second of the last alert, when `alerted`.
     alerted_at: u32,
@@ -71,26 +72,61 @@ struct Meta {
     alerted: bool,
 }
 
-/// A key seen with one value so far: most keys (a client that connects to one port of a
-/// server) never see a second, so they cost 16 bytes here instead of a full evidence slot.
+/// A key's first sighting (16 bytes, eight to a bucket: two adjacent cache lines). Most
+/// keys never see a second value (a client on one port of a server) and never cost more.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 struct Sighting {
+    /// The key's tag; [`PROMOTED`] set once the key has an evidence slot.
+    tag: u64,
     value: u32,
     secs: u32,
+}
+
+/// Tag bit marking a sighting whose key moved on to an evidence slot.
+const PROMOTED: u64 = 2;
+
+/// Types whose all-zero bytes are a valid value (plain integers and bools).
+///
+/// # Safety
+/// Implement only for types made of integers and bools, without padding invariants.
+unsafe trait Zeroable: Copy {}
+// SAFETY: integers are valid as zero bytes.
+unsafe impl Zeroable for u32 {}
+// SAFETY: as above.
+unsafe impl Zeroable for u64 {}
+// SAFETY: u32 and u16 fields and a bool, for which zero is `false`.
+unsafe impl Zeroable for Meta {}
+// SAFETY: integer fields.
+unsafe impl Zeroable for Sighting {}
+
+/// `n` zeroed values from the zeroing allocator: untouched pages stay unmapped, so a
+/// table costs resident memory only as keys arrive.
+fn zeroed<T: Zeroable>(n: usize) -> Box<[T]> {
+    let n = n.max(1);
+    let layout = std::alloc::Layout::array::<T>(n).expect("table size fits the address space");
+    // SAFETY: the layout is non-zero-sized (n ≥ 1, T is not a ZST); `T: Zeroable` makes
+    // zero bytes valid values; the pointer is checked and owned by the returned box,
+    // which frees it with the same layout.
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<T>();
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n))
+    }
 }
 
 /// One lock's worth of a table: first sightings, and keys with evidence (tags,
 /// bookkeeping, values; index-aligned).
 #[derive(Debug)]
 struct Shard {
-    first_tags: Box<[u64]>,
     first: Box<[Sighting]>,
     tags: Box<[u64]>,
     meta: Box<[Meta]>,
     /// `stride` u32 words per slot.
     words: Box<[u32]>,
-    /// Evidence slots and first-sighting slots holding a key (idle ones included until
-    /// they are reused).
+    /// Evidence slots and sightings holding a key (idle ones included until reused).
     occupied: usize,
     first_occupied: usize,
 }
@@ -107,46 +143,29 @@ struct Slots {
     saturated: AtomicU64,
 }
 
-/// Share of a table's keys that can hold evidence of several values at once (the rest
-/// of the capacity holds keys seen with one value): a quarter.
+/// Share of a distinct table's keys that can hold evidence of several values at once
+/// (the rest of the capacity holds keys seen with one value): a quarter.
 pub const EVIDENCE_SHARE: usize = 4;
-
-/// The free or reusable slot of a bucket, or the key's own.
-fn find(
-    tags: &[u64],
-    base: usize,
-    tag: u64,
-    reusable: impl Fn(usize) -> bool,
-) -> (Option<usize>, Option<usize>) {
-    let mut free = None;
-    for (i, &t) in tags.iter().enumerate().skip(base).take(BUCKET) {
-        if t == tag {
-            return (Some(i), free);
-        }
-        if free.is_none() && (t == 0 || reusable(i)) {
-            free = Some(i);
-        }
-    }
-    (None, free)
-}
+/// The same for sketch tables, whose evidence (a bitmap) is larger: a sixteenth.
+pub const SKETCH_EVIDENCE_SHARE: usize = 16;
 
 impl Slots {
-    /// `max_keys` keys in all, a quarter of them with room for `stride` words of evidence.
-    fn new(max_keys: usize, stride: usize, window_secs: u32, seed: u64) -> Self {
+    /// `max_keys` keys in all, `1 / share` of them with room for `stride` words of
+    /// evidence.
+    fn new(max_keys: usize, share: usize, stride: usize, window_secs: u32, seed: u64) -> Self {
         let max_keys = max_keys.max(1);
         let shard_count = (max_keys / MIN_KEYS_PER_SHARD).clamp(1, MAX_SHARDS);
         let per_shard = max_keys.div_ceil(shard_count);
         let first_buckets = per_shard.div_ceil(BUCKET);
-        let buckets = per_shard.div_ceil(BUCKET * EVIDENCE_SHARE);
+        let buckets = per_shard.div_ceil(BUCKET * share.max(1));
         let (first_slots, slots) = (first_buckets * BUCKET, buckets * BUCKET);
         let shards = (0..shard_count)
             .map(|_| {
                 Mutex::new(Shard {
-                    first_tags: vec![0u64; first_slots].into_boxed_slice(),
-                    first: vec![Sighting::default(); first_slots].into_boxed_slice(),
-                    tags: vec![0u64; slots].into_boxed_slice(),
-                    meta: vec![Meta::default(); slots].into_boxed_slice(),
-                    words: vec![0u32; slots * stride].into_boxed_slice(),
+                    first: zeroed(first_slots),
+                    tags: zeroed(slots),
+                    meta: zeroed(slots),
+                    words: zeroed(slots * stride),
                     occupied: 0,
                     first_occupied: 0,
                 })
@@ -163,9 +182,10 @@ impl Slots {
         }
     }
 
-    /// The keyed tag of a key hash (never 0: 0 marks an empty slot).
+    /// The keyed tag of a key hash: bit 0 set (0 marks an empty slot), bit 1 clear
+    /// ([`PROMOTED`]).
     fn tag(&self, key: u64) -> u64 {
-        mix64(key ^ self.seed) | 1
+        (mix64(key ^ self.seed) & !PROMOTED) | 1
     }
 
     /// Keys with evidence of several values the table can hold.
@@ -178,9 +198,9 @@ impl Slots {
         self.shards.len() * self.first_buckets * BUCKET
     }
 
-    /// Note `value` for `key`. A key's first value is only remembered; at its second
-    /// distinct value within the window it gets an evidence slot and `f` runs on it (with
-    /// the earlier value the first time), under the shard's lock.
+    /// Note `value` for `key`. A key's first value is only a sighting; at its second
+    /// distinct value within the window it gets an evidence slot and `f` runs on it
+    /// (with the earlier sighting when the slot is new), under the shard's lock.
     fn with_slot<R>(
         &self,
         key: u64,
@@ -192,75 +212,103 @@ impl Slots {
         let tag = self.tag(key);
         let window = self.window_secs;
         // The shard from the tag's low bits, the buckets from the high bits: independent.
-        let shard_index = (tag >> 1) as usize % self.shards.len();
+        let shard_index = (tag >> 2) as usize % self.shards.len();
         let mut guard = self.shards[shard_index]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let shard = &mut *guard;
-        let base = ((u128::from(tag) * self.buckets as u128) >> 64) as usize * BUCKET;
-        let (found, free) = find(&shard.tags, base, tag, |i| expired(&shard.meta[i], now));
+        let first_base = ((u128::from(tag) * self.first_buckets as u128) >> 64) as usize * BUCKET;
+        let mut seen = None;
+        let mut free = None;
+        for (j, s) in shard.first.iter().enumerate().skip(first_base).take(BUCKET) {
+            if s.tag & !PROMOTED == tag {
+                seen = Some(j);
+                break;
+            }
+            if free.is_none() && (s.tag == 0 || age(now, s.secs) >= window) {
+                free = Some(j);
+            }
+        }
+        let Some(j) = seen.filter(|&j| age(now, shard.first[j].secs) < window) else {
+            // A new key (or one back after a silence): its sighting.
+            let Some(j) = seen.or(free) else {
+                self.saturated.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            if shard.first[j].tag == 0 {
+                shard.first_occupied += 1;
+            }
+            shard.first[j] = Sighting {
+                tag,
+                value,
+                secs: now,
+            };
+            return None;
+        };
+        let sighting = shard.first[j];
+        if sighting.tag & PROMOTED == 0 && sighting.value == value {
+            shard.first[j].secs = later(sighting.secs, now);
+            return None;
+        }
+        // The key has (or now needs) an evidence slot.
+        let base =
+            ((u128::from(tag.rotate_left(32)) * self.buckets as u128) >> 64) as usize * BUCKET;
+        let mut found = None;
+        let mut slot_free = None;
+        for i in base..base + BUCKET {
+            let t = shard.tags[i];
+            if t == tag {
+                found = Some(i);
+                break;
+            }
+            if slot_free.is_none() && (t == 0 || expired(&shard.meta[i], now)) {
+                slot_free = Some(i);
+            }
+        }
         let stride = self.stride;
         if let Some(i) = found
             && !expired(&shard.meta[i], now)
         {
+            shard.first[j].tag = tag | PROMOTED;
+            shard.first[j].secs = later(sighting.secs, now);
             let m = &mut shard.meta[i];
             m.last = later(m.last, now);
             return Some(f(m, &mut shard.words[i * stride..(i + 1) * stride], None));
         }
-        let free = found.or(free);
-        // Not (or no longer) a key with evidence: its first sighting.
-        let first_base = ((u128::from(tag.rotate_left(32)) * self.first_buckets as u128) >> 64)
-            as usize
-            * BUCKET;
-        let (seen, first_free) = find(&shard.first_tags, first_base, tag, |i| {
-            age(now, shard.first[i].secs) >= window
-        });
-        let earlier = match seen {
-            Some(j) if age(now, shard.first[j].secs) < window => {
-                let s = &mut shard.first[j];
-                if s.value == value {
-                    s.secs = later(s.secs, now);
-                    return None;
-                }
-                // A second distinct value: the key needs an evidence slot.
-                let Some(i) = free else {
-                    // Keep the newest value as its sighting; the evidence is refused.
-                    *s = Sighting { value, secs: now };
-                    self.saturated.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                };
-                let earlier = *s;
-                shard.first_tags[j] = 0;
-                shard.first_occupied -= 1;
-                (i, earlier)
-            }
-            _ => {
-                let Some(j) = seen.or(first_free) else {
-                    self.saturated.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                };
-                if shard.first_tags[j] == 0 {
-                    shard.first_occupied += 1;
-                }
-                shard.first_tags[j] = tag;
-                shard.first[j] = Sighting { value, secs: now };
-                return None;
-            }
+        if sighting.tag & PROMOTED != 0 {
+            // Its evidence expired: start over from this value.
+            shard.first[j] = Sighting {
+                tag,
+                value,
+                secs: now,
+            };
+            return None;
+        }
+        let Some(i) = found.or(slot_free) else {
+            // Keep the newest value as the sighting; the evidence is refused.
+            shard.first[j] = Sighting {
+                tag,
+                value,
+                secs: now,
+            };
+            self.saturated.fetch_add(1, Ordering::Relaxed);
+            return None;
         };
-        let (i, earlier) = earlier;
+        shard.first[j].tag = tag | PROMOTED;
+        shard.first[j].secs = later(sighting.secs, now);
         if shard.tags[i] == 0 {
             shard.occupied += 1;
         }
         shard.tags[i] = tag;
         shard.meta[i] = Meta {
-            last: later(earlier.secs, now),
-            start: earlier.secs,
+            last: later(sighting.secs, now),
+            start: sighting.secs,
             ..Meta::default()
         };
         Some(f(
             &mut shard.meta[i],
             &mut shard.words[i * stride..(i + 1) * stride],
-            Some(earlier),
+            Some(sighting),
         ))
     }
 
@@ -278,7 +326,7 @@ impl Slots {
         let per_slot = std::mem::size_of::<u64>()
             + std::mem::size_of::<Meta>()
             + self.stride * std::mem::size_of::<u32>();
-        let per_first = std::mem::size_of::<u64>() + std::mem::size_of::<Sighting>();
+        let per_first = std::mem::size_of::<Sighting>();
         self.evidence_capacity() * per_slot + self.capacity() * per_first
     }
 }
@@ -304,7 +352,7 @@ impl DistinctTable {
         let values = threshold as usize + 1;
         DistinctTable {
             // Each value: (value, second last seen).
-            slots: Slots::new(max_keys, values * 2, window_secs, seed),
+            slots: Slots::new(max_keys, EVIDENCE_SHARE, values * 2, window_secs, seed),
             threshold,
         }
     }
@@ -406,7 +454,13 @@ impl SketchTable {
     pub fn new(max_keys: usize, threshold: u32, window_secs: u32, seed: u64) -> Self {
         let bits = (threshold.max(32).next_power_of_two() * 2).min(1 << 15);
         SketchTable {
-            slots: Slots::new(max_keys, bits as usize / 32, window_secs, seed),
+            slots: Slots::new(
+                max_keys,
+                SKETCH_EVIDENCE_SHARE,
+                bits as usize / 32,
+                window_secs,
+                seed,
+            ),
             threshold,
             bits,
         }
