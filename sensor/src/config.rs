@@ -11,7 +11,8 @@ use spoor_feeds::config::BaseDirs;
 use crate::capture::{DEFAULT_BUFFER_SIZE, DEFAULT_READ_TIMEOUT_MS, DEFAULT_SNAPLEN, LiveOptions};
 use crate::condense::{DEFAULT_MAX_PENDING, DEFAULT_WINDOW_MICROS};
 use crate::flow::{DEFAULT_FLOW_TIMEOUT_MICROS, DEFAULT_MAX_FLOWS};
-use crate::output::{DailyLogConfig, FileConfig, Format, TcpConfig, UdpConfig};
+use crate::output::shipper::SPOOL_DIR_NAME;
+use crate::output::{DailyLogConfig, FileConfig, Format, ShipperConfig, TcpConfig, UdpConfig};
 
 /// Default folder of the daily Maltrail-format logs inside the state dir.
 pub const LOG_DIR_NAME: &str = "log";
@@ -60,8 +61,13 @@ pub struct RawSensor {
     /// Events matching one of these are not reported. Maltrail's ignore syntax:
     /// `src_ip;src_port;dst_ip;dst_port`, `*` for any; addresses may be CIDRs.
     pub ignore: Vec<String>,
-    /// `[[sensor.output]]`: more sinks (file, tcp, udp, daily).
+    /// `[[sensor.output]]`: more sinks (file, tcp, udp, daily, server).
     pub output: Vec<RawOutput>,
+    /// After opening the capture devices, run as this user (a name or a numeric id).
+    /// Default: keep the user it was started as.
+    pub user: Option<String>,
+    /// ... and this group. Default: the user's primary group.
+    pub group: Option<String>,
 }
 
 impl Default for RawSensor {
@@ -83,6 +89,8 @@ impl Default for RawSensor {
             log_format: Format::Maltrail,
             ignore: Vec::new(),
             output: Vec::new(),
+            user: None,
+            group: None,
         }
     }
 }
@@ -99,6 +107,8 @@ pub enum RawOutput {
     Udp(UdpConfig),
     /// Another set of daily files.
     Daily(DailyLogConfig),
+    /// Spoor's server (`POST /api/v1/events`), batched and spooled.
+    Server(ShipperConfig),
 }
 
 /// `src;src_port;dst;dst_port`, each part optional (`*`).
@@ -175,6 +185,9 @@ pub struct SensorConfig {
     pub log: Option<DailyLogConfig>,
     pub outputs: Vec<RawOutput>,
     pub ignore: Vec<IgnoreRule>,
+    /// Unprivileged user and group to switch to once capture is open.
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -268,10 +281,40 @@ impl RawSensor {
             dir,
             format: self.log_format,
         });
+        for (field, value) in [("user", &self.user), ("group", &self.group)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                errors.push(ConfigError::new(key.key(field), "must not be empty"));
+            }
+        }
+        if self.group.is_some() && self.user.is_none() {
+            errors.push(ConfigError::new(
+                key.key("group"),
+                "needs `user` too (the sensor drops to a user and its group)",
+            ));
+        }
+        for (i, o) in self.output.iter().enumerate() {
+            if let RawOutput::Server(s) = o {
+                for (field, problem) in s.problems() {
+                    errors.push(ConfigError::new(
+                        key.key("output").index(i).key(field),
+                        problem,
+                    ));
+                }
+            }
+        }
         let outputs = self
             .output
             .into_iter()
             .map(|o| match o {
+                RawOutput::Server(mut s) => {
+                    s.token_file = dirs.resolve(&s.token_file);
+                    s.ca_file = s.ca_file.map(|p| dirs.resolve(&p));
+                    s.spool_dir = Some(match s.spool_dir {
+                        Some(p) => dirs.resolve(&p),
+                        None => dirs.state_dir.join(SPOOL_DIR_NAME),
+                    });
+                    RawOutput::Server(s)
+                }
                 RawOutput::File(mut f) => {
                     f.path = dirs.resolve(&f.path);
                     RawOutput::File(f)
@@ -306,6 +349,8 @@ impl RawSensor {
             log,
             outputs,
             ignore,
+            user: self.user,
+            group: self.group,
         })
     }
 }

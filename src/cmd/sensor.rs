@@ -17,7 +17,7 @@ use spoor_sensor::capture::{FileCapture, LiveCapture};
 use spoor_sensor::config::RawOutput;
 use spoor_sensor::metrics::MetricsHub;
 use spoor_sensor::output::{
-    DailyLogSink, EventSink, FileSink, Outputs, TcpSink, UdpSink, maltrail,
+    DailyLogSink, EventSink, FileSink, Outputs, ShipperSink, TcpSink, UdpSink, maltrail,
 };
 use spoor_sensor::pipeline::Pipeline;
 
@@ -99,6 +99,25 @@ impl EventSink for ConsoleSink {
     }
 }
 
+/// The status the shipper sends with each batch, from the sensor's published counters.
+fn status_fn(name: &str, metrics: &MetricsHub) -> spoor_sensor::output::shipper::StatusFn {
+    let name = name.to_string();
+    let metrics = metrics.clone();
+    let started = std::time::Instant::now();
+    Box::new(move || {
+        let s = metrics.latest();
+        spoor_core::SensorStatus {
+            name: name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: started.elapsed().as_secs(),
+            packets: s.packets,
+            drops: s.capture_dropped + s.capture_if_dropped,
+            trails_age_secs: (s.trails > 0).then_some(s.trail_age_seconds),
+            spool_dropped: 0,
+        }
+    })
+}
+
 pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.load_config()?;
     let sensor = config.sensor.clone();
@@ -120,6 +139,7 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::error!("kept the current trails: {e}"),
     });
 
+    let metrics = MetricsHub::default();
     let mut outputs = Outputs::new();
     if !args.no_log
         && let Some(log) = &sensor.log
@@ -134,6 +154,10 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
             RawOutput::Tcp(c) => Box::new(TcpSink::new(c)?),
             RawOutput::Udp(c) => Box::new(UdpSink::new(c)?),
             RawOutput::Daily(c) => Box::new(DailyLogSink::new(c)?),
+            RawOutput::Server(c) => Box::new(
+                ShipperSink::new(c, status_fn(&sensor.name, &metrics), Some(metrics.clone()))
+                    .context("cannot start the shipper to the server")?,
+            ),
         };
         outputs.add(sink);
     }
@@ -143,7 +167,6 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         }));
     }
 
-    let metrics = MetricsHub::default();
     if let Some(addr) = args.metrics {
         let bound = metrics
             .serve(addr)
