@@ -70,6 +70,14 @@ struct TestServer {
 
 impl TestServer {
     fn start(addr: SocketAddr, script: Vec<u16>) -> TestServer {
+        TestServer::start_tls(addr, script, None)
+    }
+
+    fn start_tls(
+        addr: SocketAddr,
+        script: Vec<u16>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> TestServer {
         let listener = TcpListener::bind(addr).expect("bind the test server");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -83,7 +91,7 @@ impl TestServer {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         stream.set_nonblocking(false).unwrap();
-                        serve(stream, &mut script, &mut known, &seen2);
+                        serve(stream, tls.as_ref(), &mut script, &mut known, &seen2);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -131,6 +139,7 @@ impl Drop for TestServer {
 /// One HTTP/1.1 request per connection, answered with `Connection: close`.
 fn serve(
     stream: TcpStream,
+    tls: Option<&Arc<rustls::ServerConfig>>,
     script: &mut VecDeque<u16>,
     known: &mut HashMap<u128, ()>,
     seen: &Mutex<Seen>,
@@ -138,7 +147,22 @@ fn serve(
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut reader = BufReader::new(&stream);
+    match tls {
+        None => exchange(stream, script, known, seen),
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(Arc::clone(config)).unwrap();
+            exchange(rustls::StreamOwned::new(conn, stream), script, known, seen);
+        }
+    }
+}
+
+fn exchange<S: Read + Write>(
+    mut stream: S,
+    script: &mut VecDeque<u16>,
+    known: &mut HashMap<u128, ()>,
+    seen: &Mutex<Seen>,
+) {
+    let mut reader = BufReader::new(&mut stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return;
@@ -161,7 +185,10 @@ fn serve(
         }
     }
     let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    drop(reader);
     assert!(
         request_line.starts_with("POST /api/v1/events "),
         "{request_line}"
@@ -189,12 +216,12 @@ fn serve(
     };
     seen.answers.push(status);
     drop(seen);
-    let mut w = &stream;
     let _ = write!(
-        w,
+        stream,
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
         answer.len()
     );
+    let _ = stream.flush();
 }
 
 /// A free port on 127.0.0.1 with nothing listening (yet).
@@ -424,4 +451,82 @@ fn a_wrong_token_is_retried_not_dropped() {
     assert_eq!(counters.rejected_events.load(Ordering::Relaxed), 0);
     assert_eq!(counters.unsent.load(Ordering::Relaxed), 1);
     assert!(server.stored().is_empty());
+}
+
+/// A self-signed certificate for `name`, and a rustls server config serving it.
+fn self_signed(name: &str) -> (Vec<u8>, String, Arc<rustls::ServerConfig>) {
+    let certified = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    let der = certified.cert.der().to_vec();
+    let pem = certified.cert.pem();
+    let key =
+        rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone().into()], key)
+        .unwrap();
+    (der, pem, Arc::new(config))
+}
+
+#[test]
+fn https_with_the_pinned_certificate_delivers_and_another_certificate_is_refused() {
+    use spoor_sensor::output::pin::{fingerprint, format_fingerprint};
+    // The certificate names a host the URL does not: the pin, not the name, is checked.
+    let (der, _, tls) = self_signed("spoor-server.invalid");
+    let server = TestServer::start_tls(free_addr(), vec![], Some(tls));
+    let url = format!("https://{}", server.addr);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &url);
+    c.pin_sha256 = Some(format_fingerprint(&fingerprint(&der)));
+    let mut sink = ShipperSink::new(c, status(), None).unwrap();
+    for n in 0..3 {
+        sink.emit(&event(n)).unwrap();
+    }
+    assert_eq!(server.wait_stored(3), ids(0..3));
+
+    let other = tempfile::tempdir().unwrap();
+    let mut c = config(other.path(), &url);
+    let (other_der, _, _) = self_signed("spoor-server.invalid");
+    c.pin_sha256 = Some(format_fingerprint(&fingerprint(&other_der)));
+    let mut sink = ShipperSink::new(c, status(), None).unwrap();
+    let counters = sink.counters();
+    sink.emit(&event(10)).unwrap();
+    wait_for("refused handshakes", || {
+        counters.errors.load(Ordering::Relaxed) >= 2
+    });
+    assert_eq!(counters.unsent.load(Ordering::Relaxed), 1, "kept for later");
+    assert_eq!(server.stored(), ids(0..3));
+}
+
+#[test]
+fn https_with_a_ca_file_verifies_the_name() {
+    let (_, pem, tls) = self_signed("localhost");
+    let server = TestServer::start_tls(free_addr(), vec![], Some(tls));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pem).unwrap();
+
+    let mut c = config(
+        dir.path(),
+        &format!("https://localhost:{}", server.addr.port()),
+    );
+    c.ca_file = Some(ca.clone());
+    let mut sink = ShipperSink::new(c, status(), None).unwrap();
+    sink.emit(&event(1)).unwrap();
+    assert_eq!(server.wait_stored(1), ids(1..2));
+
+    // The same certificate reached by an address it does not name: refused.
+    let other = tempfile::tempdir().unwrap();
+    let mut c = config(other.path(), &format!("https://{}", server.addr));
+    c.ca_file = Some(ca);
+    let mut sink = ShipperSink::new(c, status(), None).unwrap();
+    let counters = sink.counters();
+    sink.emit(&event(2)).unwrap();
+    wait_for("refused handshakes", || {
+        counters.errors.load(Ordering::Relaxed) >= 2
+    });
+    assert_eq!(server.stored(), ids(1..2));
 }
