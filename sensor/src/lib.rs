@@ -21,5 +21,6 @@ pub mod metrics;
 /// fan-out that counts every sink's failures and never lets one stop the sensor.
 pub mod output;
 pub mod pipeline;
+pub mod privilege;
 /// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
 pub mod proto;

@@ -20,6 +20,7 @@ use spoor_sensor::output::{
     DailyLogSink, EventSink, FileSink, Outputs, ShipperSink, TcpSink, UdpSink, maltrail,
 };
 use spoor_sensor::pipeline::Pipeline;
+use spoor_sensor::privilege;
 
 use super::{Context, EXIT_RUNTIME};
 
@@ -61,17 +62,53 @@ pub(crate) enum ConsoleFormat {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP (`service spoor_sensor reload`, `systemctl reload`): look for a newer trail
+/// snapshot now instead of at the next `reload_interval`.
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+extern "C" fn on_hangup(_: libc::c_int) {
+    RELOAD.store(true, Ordering::Relaxed);
+}
+
 fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handlers only store to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
     }
+}
+
+/// SIGHUP: reload the trails if the snapshot file changed.
+fn reload_on_hangup(trails: &TrailHandle) {
+    if !RELOAD.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    match trails.reload_if_changed() {
+        Ok(Reload::Swapped) => tracing::info!("SIGHUP: newer trail snapshot loaded"),
+        Ok(Reload::Unchanged) => tracing::info!("SIGHUP: trail snapshot unchanged"),
+        Err(e) => tracing::error!("SIGHUP: kept the current trails: {e}"),
+    }
+}
+
+/// Switch to `[sensor] user`/`group` once the capture devices are open.
+fn drop_privileges(sensor: &spoor_sensor::config::SensorConfig) -> anyhow::Result<()> {
+    let Some(user) = &sensor.user else {
+        return Ok(());
+    };
+    let id = privilege::lookup(user, sensor.group.as_deref())?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == id.uid {
+        tracing::info!(user = %id, "already running as the configured user");
+        return Ok(());
+    }
+    privilege::drop_to(&id).with_context(|| format!("cannot switch to {id}"))?;
+    tracing::info!(user = %id, "capture open; now running unprivileged");
+    Ok(())
 }
 
 /// The console as one more sink.
@@ -139,6 +176,28 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::error!("kept the current trails: {e}"),
     });
 
+    let stop = Arc::new(AtomicBool::new(false));
+    // Live capture: open every device first, then drop root, then everything else (log
+    // files, spool) is created as the unprivileged user.
+    let mut sources = Vec::new();
+    if args.files.is_empty() {
+        let interfaces = if args.interfaces.is_empty() {
+            sensor.interfaces.clone()
+        } else {
+            args.interfaces.clone()
+        };
+        if interfaces.is_empty() {
+            anyhow::bail!(
+                "nothing to capture: give -i IFACE or -r FILE, or set `[sensor] interfaces` in the config"
+            );
+        }
+        for iface in &interfaces {
+            let source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
+            sources.push((iface.clone(), source));
+        }
+        drop_privileges(&sensor)?;
+    }
+
     let metrics = MetricsHub::default();
     let mut outputs = Outputs::new();
     if !args.no_log
@@ -201,26 +260,13 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_RUNTIME));
     }
 
-    let interfaces = if args.interfaces.is_empty() {
-        sensor.interfaces.clone()
-    } else {
-        args.interfaces.clone()
-    };
-    if interfaces.is_empty() {
-        anyhow::bail!(
-            "nothing to capture: give -i IFACE or -r FILE, or set `[sensor] interfaces` in the config"
-        );
-    }
-    let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::sync_channel::<Event>(EVENT_QUEUE);
     let mut workers = Vec::new();
-    for iface in &interfaces {
-        let mut source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
+    for (iface, mut source) in sources {
         tracing::info!(interface = %iface, "capturing");
         let mut pipeline = Pipeline::new(&sensor, Arc::clone(&trails), metrics.clone());
         let tx = tx.clone();
         let stop = Arc::clone(&stop);
-        let iface = iface.clone();
         workers.push(
             std::thread::Builder::new()
                 .name(format!("capture-{iface}"))
@@ -241,6 +287,7 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         if STOP.load(Ordering::Relaxed) {
             stop.store(true, Ordering::Relaxed);
         }
+        reload_on_hangup(&trails);
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(event) => outputs.emit(&event),
             Err(mpsc::RecvTimeoutError::Timeout) => outputs.flush(),
