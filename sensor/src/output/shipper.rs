@@ -57,10 +57,9 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const SPOOL_DIR_NAME: &str = "spool";
 /// Batches kept in `rejected/` at most; later ones are only counted and logged.
 pub const MAX_REJECTED_FILES: usize = 100;
-/// How long the shipper thread waits for new events before it looks at the clock again.
+/// How long an idle shipper thread sleeps before it looks at the clock again (an event
+/// wakes it at once).
 const IDLE_POLL: Duration = Duration::from_millis(100);
-/// How often [`EventSink::flush`] looks whether the queue reached the spool.
-const FLUSH_POLL: Duration = Duration::from_millis(5);
 /// How long dropping the sink waits for the shipper thread to finish its current request.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// Bytes of a refusing server's answer quoted in the log.
@@ -280,16 +279,19 @@ struct Intake {
 }
 
 impl Intake {
-    /// Move every queued line to the spool; returns how many were moved.
-    fn drain(&mut self) -> std::io::Result<usize> {
+    /// Move every queued line to the spool; returns how many lines left the queue (a line
+    /// whose write failed included: it is lost, and the error is returned to be logged).
+    fn drain(&mut self) -> (usize, std::io::Result<()>) {
         let mut n = 0;
         loop {
             match self.rx.try_recv() {
                 Ok(line) => {
-                    self.spool.append(&line)?;
                     n += 1;
+                    if let Err(e) = self.spool.append(&line) {
+                        return (n, Err(e));
+                    }
                 }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return Ok(n),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return (n, Ok(())),
             }
         }
     }
@@ -308,7 +310,8 @@ pub struct ShipperSink {
     intake: SharedIntake,
     counters: Arc<ShipperCounters>,
     queued: Arc<AtomicU64>,
-    flush_timeout: Duration,
+    /// The shipper thread, woken (unparked) when an event is queued.
+    thread: std::thread::Thread,
     done: Option<std::sync::mpsc::Receiver<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -372,7 +375,7 @@ impl ShipperSink {
             next_attempt: Instant::now(),
             logged_drops: 0,
         };
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("spoor-shipper".into())
             .spawn(move || {
                 shipper.run();
@@ -384,7 +387,7 @@ impl ShipperSink {
             intake,
             counters,
             queued,
-            flush_timeout: Duration::from_secs(5),
+            thread: handle.thread().clone(),
             done: Some(done_rx),
             stop,
         })
@@ -398,10 +401,9 @@ impl ShipperSink {
     /// Move the queue and `extra` to the spool under the lock (the overflow path).
     fn spool_directly(&self, extra: Option<&[u8]>) -> Result<(), OutputError> {
         let mut intake = lock(&self.intake);
-        let moved = intake
-            .drain()
-            .map_err(|e| OutputError::io("writing to the spool", e))?;
+        let (moved, result) = intake.drain();
         self.queued.fetch_sub(moved as u64, Ordering::Relaxed);
+        result.map_err(|e| OutputError::io("writing to the spool", e))?;
         if let Some(line) = extra {
             intake
                 .spool
@@ -454,6 +456,7 @@ impl EventSink for ShipperSink {
         match tx.try_send(line) {
             Ok(()) => {
                 self.queued.fetch_add(1, Ordering::Relaxed);
+                self.thread.unpark();
                 Ok(())
             }
             Err(TrySendError::Full(line)) => self.spool_directly(Some(&line)),
@@ -465,18 +468,11 @@ impl EventSink for ShipperSink {
         }
     }
 
-    /// Wait until every emitted event is in the spool (fsynced), not until it is delivered:
-    /// the spool is what survives a restart.
+    /// Put every emitted event into the spool and fsync it; delivery is the thread's job.
+    /// The spool is what survives a restart. Never waits on the network: the thread holds
+    /// the lock only while it moves lines to the spool, not during a request.
     fn flush(&mut self) -> Result<(), OutputError> {
-        let start = Instant::now();
-        while self.queued.load(Ordering::Relaxed) > 0 {
-            if start.elapsed() >= self.flush_timeout {
-                // The thread is busy in a request: move the queue ourselves.
-                self.spool_directly(None)?;
-                break;
-            }
-            std::thread::sleep(FLUSH_POLL);
-        }
+        self.spool_directly(None)?;
         let mut intake = lock(&self.intake);
         intake
             .spool
@@ -513,6 +509,7 @@ impl Drop for ShipperSink {
             }
         }
         self.tx = None;
+        self.thread.unpark();
         if let Some(done) = self.done.take() {
             let _ = done.recv_timeout(SHUTDOWN_WAIT);
         }
@@ -566,38 +563,30 @@ impl Shipper {
             }
         };
         loop {
-            let ready = self.take_in();
+            let (moved, ready) = self.take_in();
             if self.stop.load(Ordering::Relaxed) || lock(&self.intake).shutdown {
                 break;
             }
+            let mut sent = false;
             if let (Some(client), true) = (&client, ready)
                 && Instant::now() >= self.next_attempt
             {
                 self.send_one(client);
+                sent = true;
             }
             self.publish();
+            if moved == 0 && !sent {
+                std::thread::park_timeout(IDLE_POLL);
+            }
         }
         self.publish();
     }
 
-    /// Move queued lines to the spool (waiting up to [`IDLE_POLL`] for the first) and
-    /// commit them; returns whether a batch is due.
-    fn take_in(&mut self) -> bool {
+    /// Move queued lines to the spool and commit them (one fsync); returns how many were
+    /// moved and whether a batch is due.
+    fn take_in(&mut self) -> (usize, bool) {
         let mut intake = lock(&self.intake);
-        // Timeout or a dropped sender (shutdown): nothing new.
-        let first = intake.rx.recv_timeout(IDLE_POLL).ok();
-        let mut moved = 0;
-        let mut result = Ok(());
-        if let Some(line) = first {
-            result = intake.spool.append(&line).map(|_| ());
-            moved += 1;
-        }
-        if result.is_ok() {
-            match intake.drain() {
-                Ok(n) => moved += n,
-                Err(e) => result = Err(e),
-            }
-        }
+        let (moved, result) = intake.drain();
         let result = result.and_then(|()| intake.spool.commit());
         self.queued.fetch_sub(moved as u64, Ordering::Relaxed);
         if let Err(e) = result {
@@ -637,12 +626,13 @@ impl Shipper {
             self.logged_drops = dropped;
         }
         let unsent = intake.spool.unsent;
-        unsent > 0
+        let due = unsent > 0
             && (unsent >= self.config.batch_size as u64
                 || intake
                     .spool
                     .oldest_unsent
-                    .is_some_and(|t| t.elapsed() >= self.config.flush_interval.as_std()))
+                    .is_some_and(|t| t.elapsed() >= self.config.flush_interval.as_std()));
+        (moved, due)
     }
 
     /// Read the oldest batch from the spool, send it, and act on the answer.
