@@ -530,3 +530,20 @@ fn https_with_a_ca_file_verifies_the_name() {
     });
     assert_eq!(server.stored(), ids(1..2));
 }
+
+#[test]
+fn events_spooled_at_shutdown_are_sent_before_the_sink_is_gone() {
+    // `spoor sensor -r capture.pcap` ends right after its last event: the shipper sends
+    // what it holds before it stops, without waiting for flush_interval.
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(free_addr(), vec![]);
+    let mut c = config(dir.path(), &server.url());
+    c.flush_interval = spoor_core::Duration::from_secs(3600);
+    c.batch_size = 1000;
+    let mut sink = ShipperSink::new(c, status(), None).unwrap();
+    for n in 0..20 {
+        sink.emit(&event(n)).unwrap();
+    }
+    drop(sink);
+    assert_eq!(server.stored(), ids(0..20));
+}

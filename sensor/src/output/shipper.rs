@@ -60,8 +60,11 @@ pub const MAX_REJECTED_FILES: usize = 100;
 /// How long an idle shipper thread sleeps before it looks at the clock again (an event
 /// wakes it at once).
 const IDLE_POLL: Duration = Duration::from_millis(100);
-/// How long dropping the sink waits for the shipper thread to finish its current request.
+/// At shutdown, how long the shipper goes on sending what is spooled (while the server
+/// answers); what is left is sent by the next start.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// Extra wait for the thread's last request beyond [`SHUTDOWN_WAIT`].
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 /// Bytes of a refusing server's answer quoted in the log.
 const ANSWER_QUOTE: usize = 300;
 /// Metrics source name the shipper publishes under.
@@ -275,7 +278,6 @@ pub struct ShipperCounters {
 struct Intake {
     rx: Receiver<Vec<u8>>,
     spool: SpoolWriter,
-    shutdown: bool,
 }
 
 impl Intake {
@@ -349,11 +351,7 @@ impl ShipperSink {
             .spool_bytes
             .store(writer.total_bytes(), Ordering::Relaxed);
         let (tx, rx) = std::sync::mpsc::sync_channel(config.queue_capacity.max(1));
-        let intake = Arc::new(Mutex::new(Intake {
-            rx,
-            spool: writer,
-            shutdown: false,
-        }));
+        let intake = Arc::new(Mutex::new(Intake { rx, spool: writer }));
         let queued = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = std::sync::mpsc::channel();
@@ -494,24 +492,21 @@ impl EventSink for ShipperSink {
 }
 
 impl Drop for ShipperSink {
-    /// Put what is still queued into the spool (durably), then stop the thread; what was
-    /// not delivered is sent by the next start.
+    /// Put what is still queued into the spool (durably), then let the thread send what it
+    /// can for up to [`SHUTDOWN_WAIT`] (at once, not waiting for `flush_interval`; not at
+    /// all while the server is failing). What is left is sent by the next start.
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
         if let Err(e) = self.spool_directly(None) {
             tracing::error!("shipper: could not spool the queued events at shutdown: {e}");
         }
-        {
-            let mut intake = lock(&self.intake);
-            intake.shutdown = true;
-            if let Err(e) = intake.spool.commit() {
-                tracing::error!("shipper: could not sync the spool at shutdown: {e}");
-            }
+        if let Err(e) = lock(&self.intake).spool.commit() {
+            tracing::error!("shipper: could not sync the spool at shutdown: {e}");
         }
+        self.stop.store(true, Ordering::Relaxed);
         self.tx = None;
         self.thread.unpark();
         if let Some(done) = self.done.take() {
-            let _ = done.recv_timeout(SHUTDOWN_WAIT);
+            let _ = done.recv_timeout(SHUTDOWN_WAIT + SHUTDOWN_GRACE);
         }
     }
 }
@@ -562,10 +557,21 @@ impl Shipper {
                 None
             }
         };
+        let mut finish_by: Option<Instant> = None;
         loop {
-            let (moved, ready) = self.take_in();
-            if self.stop.load(Ordering::Relaxed) || lock(&self.intake).shutdown {
-                break;
+            let (moved, mut ready) = self.take_in();
+            if self.stop.load(Ordering::Relaxed) {
+                // Shutting down: send what is spooled now, unless the server is failing
+                // or the time is up; the spool keeps the rest for the next start.
+                let deadline = *finish_by.get_or_insert_with(|| Instant::now() + SHUTDOWN_WAIT);
+                if self.counters.unsent.load(Ordering::Relaxed) == 0
+                    || client.is_none()
+                    || self.failures > 0
+                    || Instant::now() >= deadline
+                {
+                    break;
+                }
+                ready = true;
             }
             let mut sent = false;
             if let (Some(client), true) = (&client, ready)
