@@ -28,8 +28,11 @@ fn spoor(config: &Path, args: &[&str]) -> Output {
         .expect("run spoor")
 }
 
-/// Requests' (authorization header, body), answered 200 with an ack.
-fn ingest_server() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+/// Each request's authorization header line and body.
+type Requests = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A server answering every request 200 with an ack; returns its URL and what it got.
+fn ingest_server() -> (String, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
