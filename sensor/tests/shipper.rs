@@ -377,7 +377,8 @@ fn a_full_spool_drops_counts_and_reports() {
     let addr = free_addr();
     let mut c = config(dir.path(), &format!("http://{addr}"));
     c.spool_max_size = ByteSize(8 * 1024);
-    let mut sink = ShipperSink::new(c, status(), None).unwrap();
+    let hub = spoor_sensor::metrics::MetricsHub::default();
+    let mut sink = ShipperSink::new(c, status(), Some(hub.clone())).unwrap();
     let counters = sink.counters();
     for n in 0..200 {
         sink.emit(&event(n)).unwrap();
@@ -402,6 +403,15 @@ fn a_full_spool_drops_counts_and_reports() {
     let status = server.seen.lock().unwrap().last_status.clone().unwrap();
     assert_eq!(status.spool_dropped, dropped);
     assert_eq!(sink.transport_stats().unwrap().dropped, dropped);
+    // ... and on /metrics, as the shipper_spool saturation.
+    wait_for("the metrics", || {
+        hub.latest().saturations.get("shipper_spool") == Some(&dropped)
+    });
+    assert!(
+        hub.latest()
+            .prometheus()
+            .contains(&format!("{{table=\"shipper_spool\"}} {dropped}"))
+    );
 }
 
 #[test]
