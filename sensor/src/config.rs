@@ -15,7 +15,8 @@ use crate::heuristics::{
     CountingConfig, HeuristicsConfig, MAX_DISTINCT_THRESHOLD, MAX_SKETCH_THRESHOLD, MAX_TRACKED,
     MAX_WINDOW_SECS,
 };
-use crate::output::{DailyLogConfig, FileConfig, Format, TcpConfig, UdpConfig};
+use crate::output::shipper::SPOOL_DIR_NAME;
+use crate::output::{DailyLogConfig, FileConfig, Format, ShipperConfig, TcpConfig, UdpConfig};
 use crate::reassembly::{RawReassembly, ReassemblyLimits};
 
 /// Default folder of the daily Maltrail-format logs inside the state dir.
@@ -67,7 +68,7 @@ pub struct RawSensor {
     /// Events matching one of these are not reported. Maltrail's ignore syntax:
     /// `src_ip;src_port;dst_ip;dst_port`, `*` for any; addresses may be CIDRs.
     pub ignore: Vec<String>,
-    /// `[[sensor.output]]`: more sinks (file, tcp, udp, daily).
+    /// `[[sensor.output]]`: more sinks (file, tcp, udp, daily, server).
     pub output: Vec<RawOutput>,
     /// `[sensor.reassembly]`: bounds of TCP/QUIC stream reassembly.
     pub reassembly: RawReassembly,
@@ -76,6 +77,11 @@ pub struct RawSensor {
     pub workers: usize,
     /// `[sensor.heuristics]`: one table per heuristic.
     pub heuristics: RawHeuristics,
+    /// After opening the capture devices, run as this user (a name or a numeric id).
+    /// Default: keep the user it was started as.
+    pub user: Option<String>,
+    /// ... and this group. Default: the user's primary group.
+    pub group: Option<String>,
 }
 
 /// `[sensor.heuristics]` as written: one table per heuristic, each with `enabled` and
@@ -274,6 +280,8 @@ impl Default for RawSensor {
             reassembly: RawReassembly::default(),
             workers: 1,
             heuristics: RawHeuristics::default(),
+            user: None,
+            group: None,
         }
     }
 }
@@ -290,6 +298,8 @@ pub enum RawOutput {
     Udp(UdpConfig),
     /// Another set of daily files.
     Daily(DailyLogConfig),
+    /// Spoor's server (`POST /api/v1/events`), batched and spooled.
+    Server(ShipperConfig),
 }
 
 /// `src;src_port;dst;dst_port`, each part optional (`*`).
@@ -370,6 +380,9 @@ pub struct SensorConfig {
     /// Packet workers per capture (at least 1).
     pub workers: usize,
     pub heuristics: HeuristicsConfig,
+    /// Unprivileged user and group to switch to once capture is open.
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -470,10 +483,40 @@ impl RawSensor {
             dir,
             format: self.log_format,
         });
+        for (field, value) in [("user", &self.user), ("group", &self.group)] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                errors.push(ConfigError::new(key.key(field), "must not be empty"));
+            }
+        }
+        if self.group.is_some() && self.user.is_none() {
+            errors.push(ConfigError::new(
+                key.key("group"),
+                "needs `user` too (the sensor drops to a user and its group)",
+            ));
+        }
+        for (i, o) in self.output.iter().enumerate() {
+            if let RawOutput::Server(s) = o {
+                for (field, problem) in s.problems() {
+                    errors.push(ConfigError::new(
+                        key.key("output").index(i).key(field),
+                        problem,
+                    ));
+                }
+            }
+        }
         let outputs = self
             .output
             .into_iter()
             .map(|o| match o {
+                RawOutput::Server(mut s) => {
+                    s.token_file = dirs.resolve(&s.token_file);
+                    s.ca_file = s.ca_file.map(|p| dirs.resolve(&p));
+                    s.spool_dir = Some(match s.spool_dir {
+                        Some(p) => dirs.resolve(&p),
+                        None => dirs.state_dir.join(SPOOL_DIR_NAME),
+                    });
+                    RawOutput::Server(s)
+                }
                 RawOutput::File(mut f) => {
                     f.path = dirs.resolve(&f.path);
                     RawOutput::File(f)
@@ -524,6 +567,8 @@ impl RawSensor {
             reassembly,
             workers,
             heuristics,
+            user: self.user,
+            group: self.group,
         })
     }
 }

@@ -25,6 +25,7 @@ pub mod metrics;
 /// fan-out that counts every sink's failures and never lets one stop the sensor.
 pub mod output;
 pub mod pipeline;
+pub mod privilege;
 /// DNS, HTTP/1.x and TLS parsed from transport payloads: pure functions, no I/O.
 pub mod proto;
 /// Stream reassembly of the first bytes of a direction (HTTP request heads, TLS handshakes,

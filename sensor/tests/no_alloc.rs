@@ -14,6 +14,7 @@ use spoor_core::Proto;
 use spoor_sensor::decode::{TcpFlags, TcpInfo};
 use spoor_sensor::detect::{Detector, PacketView};
 use spoor_sensor::flow::{DEFAULT_FLOW_TIMEOUT_MICROS, FlowTable};
+use spoor_sensor::heuristics::Heuristics;
 use support::{T0, Trails, client_hello, ip};
 
 struct Counting;
@@ -73,6 +74,7 @@ fn packets_that_do_not_alert_allocate_nothing() {
         "sensor1".into(),
         Arc::clone(&trails.handle),
         FlowTable::new(1024, DEFAULT_FLOW_TIMEOUT_MICROS),
+        Arc::new(Heuristics::default()),
         Vec::new(),
     );
     let request =

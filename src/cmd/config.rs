@@ -1,13 +1,14 @@
-//! `spoor config check` and `spoor config sample`.
+//! `spoor config check`, `spoor config sample` and `spoor config import-maltrail`.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::{Context, EXIT_BAD_CONFIG};
-use crate::config::{Config, LoadError, Origin, SAMPLE};
+use crate::config::{Config, LoadError, Origin, SAMPLE, maltrail};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
@@ -16,6 +17,18 @@ pub(crate) enum ConfigCommand {
     Check,
     /// Print a fully commented default config (every key with its default)
     Sample,
+    /// Convert a Maltrail maltrail.conf: keys with an equivalent become Spoor settings,
+    /// the others are listed with the reason (on stderr and at the end of the file)
+    ImportMaltrail {
+        /// The maltrail.conf to read (its folder is Maltrail's, for relative paths)
+        file: PathBuf,
+        /// Write the Spoor config here instead of standard output
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace the output file if it exists
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub(crate) fn run(ctx: &Context, command: ConfigCommand) -> anyhow::Result<ExitCode> {
@@ -27,7 +40,61 @@ pub(crate) fn run(ctx: &Context, command: ConfigCommand) -> anyhow::Result<ExitC
                 .context("cannot write the sample to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
+        ConfigCommand::ImportMaltrail {
+            file,
+            output,
+            force,
+        } => import_maltrail(&file, output.as_deref(), force),
     }
+}
+
+fn import_maltrail(file: &Path, output: Option<&Path>, force: bool) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let absolute =
+        std::path::absolute(file).with_context(|| format!("cannot resolve {}", file.display()))?;
+    let base = absolute.parent().unwrap_or(Path::new("/"));
+    let import = maltrail::convert(&text, base);
+    // Check the result with the loader `spoor config check` uses, as if already written.
+    let target = match output {
+        Some(p) => std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+        None => base.join("spoor.toml"),
+    };
+    if let Err(LoadError::Invalid { problems, .. }) = crate::config::parse(&import.toml, &target) {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        eprintln!(
+            "spoor: the converted config does not validate; fix these values in {} and run again",
+            file.display()
+        );
+        return Ok(ExitCode::from(EXIT_BAD_CONFIG));
+    }
+    match output {
+        Some(path) => {
+            if path.exists() && !force {
+                anyhow::bail!(
+                    "{} exists; choose another -o or add --force to replace it",
+                    path.display()
+                );
+            }
+            std::fs::write(path, &import.toml)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => std::io::stdout()
+            .write_all(import.toml.as_bytes())
+            .context("cannot write to stdout")?,
+    }
+    eprintln!(
+        "converted {} keys; {} not converted:",
+        import.converted.len(),
+        import.skipped.len()
+    );
+    for s in &import.skipped {
+        eprintln!("  {}:{}: {}: {}", file.display(), s.line, s.key, s.reason);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(ctx: &Context) -> anyhow::Result<ExitCode> {

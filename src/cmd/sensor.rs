@@ -17,9 +17,10 @@ use spoor_sensor::config::RawOutput;
 use spoor_sensor::heuristics::Heuristics;
 use spoor_sensor::metrics::MetricsHub;
 use spoor_sensor::output::{
-    DailyLogSink, EventSink, FileSink, Outputs, TcpSink, UdpSink, maltrail,
+    DailyLogSink, EventSink, FileSink, Outputs, ShipperSink, TcpSink, UdpSink, maltrail,
 };
 use spoor_sensor::pipeline::Pipeline;
+use spoor_sensor::privilege;
 use spoor_sensor::workers::{
     EventStage, STAGE_QUEUE, StageClock, StageMsg, run_distributed, spawn_capture_worker,
     spawn_distributed,
@@ -61,17 +62,53 @@ pub(crate) enum ConsoleFormat {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP (`service spoor_sensor reload`, `systemctl reload`): look for a newer trail
+/// snapshot now instead of at the next `reload_interval`.
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+extern "C" fn on_hangup(_: libc::c_int) {
+    RELOAD.store(true, Ordering::Relaxed);
+}
+
 fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    // SAFETY: the handlers only store to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, on_hangup as *const () as libc::sighandler_t);
     }
+}
+
+/// SIGHUP: reload the trails if the snapshot file changed.
+fn reload_on_hangup(trails: &TrailHandle) {
+    if !RELOAD.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    match trails.reload_if_changed() {
+        Ok(Reload::Swapped) => tracing::info!("SIGHUP: newer trail snapshot loaded"),
+        Ok(Reload::Unchanged) => tracing::info!("SIGHUP: trail snapshot unchanged"),
+        Err(e) => tracing::error!("SIGHUP: kept the current trails: {e}"),
+    }
+}
+
+/// Switch to `[sensor] user`/`group` once the capture devices are open.
+fn drop_privileges(sensor: &spoor_sensor::config::SensorConfig) -> anyhow::Result<()> {
+    let Some(user) = &sensor.user else {
+        return Ok(());
+    };
+    let id = privilege::lookup(user, sensor.group.as_deref())?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == id.uid {
+        tracing::info!(user = %id, "already running as the configured user");
+        return Ok(());
+    }
+    privilege::drop_to(&id).with_context(|| format!("cannot switch to {id}"))?;
+    tracing::info!(user = %id, "capture open; now running unprivileged");
+    Ok(())
 }
 
 /// The console as one more sink.
@@ -99,6 +136,25 @@ impl EventSink for ConsoleSink {
     }
 }
 
+/// The status the shipper sends with each batch, from the sensor's published counters.
+fn status_fn(name: &str, metrics: &MetricsHub) -> spoor_sensor::output::shipper::StatusFn {
+    let name = name.to_string();
+    let metrics = metrics.clone();
+    let started = std::time::Instant::now();
+    Box::new(move || {
+        let s = metrics.latest();
+        spoor_core::SensorStatus {
+            name: name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_secs: started.elapsed().as_secs(),
+            packets: s.packets,
+            drops: s.capture_dropped + s.capture_if_dropped,
+            trails_age_secs: (s.trails > 0).then_some(s.trail_age_seconds),
+            spool_dropped: 0,
+        }
+    })
+}
+
 pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
     let config = ctx.load_config()?;
     let sensor = config.sensor.clone();
@@ -120,6 +176,48 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         Err(e) => tracing::error!("kept the current trails: {e}"),
     });
 
+    let stop = Arc::new(AtomicBool::new(false));
+    // Live capture: open every device first, then drop root, then everything else (log
+    // files, spool) is created as the unprivileged user.
+    let per_iface = sensor.workers.max(1);
+    let mut sources = Vec::new();
+    if args.files.is_empty() {
+        let interfaces = if args.interfaces.is_empty() {
+            sensor.interfaces.clone()
+        } else {
+            args.interfaces.clone()
+        };
+        if interfaces.is_empty() {
+            anyhow::bail!(
+                "nothing to capture: give -i IFACE or -r FILE, or set `[sensor] interfaces` in the config"
+            );
+        }
+        for (i, iface) in interfaces.iter().enumerate() {
+            // Linux spreads one interface over several handles in the kernel (PACKET_FANOUT
+            // by flow); elsewhere one reader spreads frames over the workers.
+            let count = if per_iface == 1 || cfg!(target_os = "linux") {
+                per_iface
+            } else {
+                1
+            };
+            // One fanout group id per interface and process.
+            let group = (std::process::id() as u16).wrapping_add(i as u16);
+            let mut handles = Vec::with_capacity(count);
+            for _ in 0..count {
+                let source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
+                #[cfg(target_os = "linux")]
+                if count > 1 {
+                    source.join_fanout(group)?;
+                }
+                handles.push(source);
+            }
+            let _ = group;
+            sources.push((iface.clone(), handles));
+        }
+        drop_privileges(&sensor)?;
+    }
+
+    let metrics = MetricsHub::default();
     let mut outputs = Outputs::new();
     if !args.no_log
         && let Some(log) = &sensor.log
@@ -134,6 +232,10 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
             RawOutput::Tcp(c) => Box::new(TcpSink::new(c)?),
             RawOutput::Udp(c) => Box::new(UdpSink::new(c)?),
             RawOutput::Daily(c) => Box::new(DailyLogSink::new(c)?),
+            RawOutput::Server(c) => Box::new(
+                ShipperSink::new(c, status_fn(&sensor.name, &metrics), Some(metrics.clone()))
+                    .context("cannot start the shipper to the server")?,
+            ),
         };
         outputs.add(sink);
     }
@@ -143,7 +245,6 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         }));
     }
 
-    let metrics = MetricsHub::default();
     if let Some(addr) = args.metrics {
         let bound = metrics
             .serve(addr)
@@ -201,28 +302,16 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_RUNTIME));
     }
 
-    let interfaces = if args.interfaces.is_empty() {
-        sensor.interfaces.clone()
-    } else {
-        args.interfaces.clone()
-    };
-    if interfaces.is_empty() {
-        anyhow::bail!(
-            "nothing to capture: give -i IFACE or -r FILE, or set `[sensor] interfaces` in the config"
-        );
-    }
-    let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = sync_channel::<StageMsg>(STAGE_QUEUE);
-    let per_iface = sensor.workers.max(1);
     let mut worker_no = 0;
     let mut capture_threads = Vec::new();
     let mut distributed = Vec::new();
-    for (i, iface) in interfaces.iter().enumerate() {
-        // Linux spreads one interface over several handles in the kernel (PACKET_FANOUT
-        // by flow); elsewhere one reader spreads frames over the workers.
-        let kernel_fanout = per_iface == 1 || cfg!(target_os = "linux");
-        if !kernel_fanout {
-            let source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
+    for (iface, handles) in sources {
+        if handles.len() < per_iface {
+            let source = handles
+                .into_iter()
+                .next()
+                .expect("every interface has a handle");
             tracing::info!(interface = %iface, workers = per_iface, "capturing (one reader)");
             distributed.push(
                 spawn_distributed(
@@ -241,15 +330,7 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
             worker_no += per_iface;
             continue;
         }
-        // One fanout group id per interface and process.
-        let group = (std::process::id() as u16).wrapping_add(i as u16);
-        for n in 0..per_iface {
-            let source = LiveCapture::open(iface, &sensor.live, Arc::clone(&stop))?;
-            #[cfg(target_os = "linux")]
-            if per_iface > 1 {
-                source.join_fanout(group)?;
-            }
-            let _ = group;
+        for (n, source) in handles.into_iter().enumerate() {
             let pipeline = Pipeline::worker(
                 &sensor,
                 Arc::clone(&trails),
@@ -282,6 +363,7 @@ pub(crate) fn run(ctx: &Context, args: SensorArgs) -> anyhow::Result<ExitCode> {
             if STOP.load(Ordering::Relaxed) {
                 stop.store(true, Ordering::Relaxed);
             }
+            reload_on_hangup(&trails);
             outputs.borrow_mut().flush();
         },
     );

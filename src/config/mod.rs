@@ -15,6 +15,7 @@
 //! a dropped key are then left out, since the admin already has a better one.
 
 mod locate;
+pub(crate) mod maltrail;
 pub(crate) mod raw;
 
 use std::fmt;

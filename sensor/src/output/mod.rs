@@ -8,6 +8,7 @@
 //! | [`FileSink`] | `file.rs` | one appended file, any [`Format`] |
 //! | [`TcpSink`] | `tcp.rs` | a collector over TCP (Logstash JSON lines, syslog/CEF), queued |
 //! | [`UdpSink`] | `udp.rs` | one datagram per event (syslog/CEF, JSON), size-capped |
+//! | [`ShipperSink`] | `shipper.rs` | Spoor's server over HTTPS, batched, through an on-disk spool (`spool.rs`), pinned or CA-verified TLS (`pin.rs`) |
 //!
 //! Renderers are pure functions from an event to text: [`maltrail`] (byte-compatible event
 //! line), [`json`] (EVE-compatible JSON), [`cef`] (ArcSight CEF) and [`syslog`] (RFC 5424 /
@@ -34,6 +35,9 @@ pub mod encoder;
 pub mod file;
 pub mod json;
 pub mod maltrail;
+pub mod pin;
+pub mod shipper;
+pub mod spool;
 pub mod syslog;
 pub mod tcp;
 pub mod time;
@@ -44,6 +48,7 @@ mod vectors;
 pub use daily::{DailyLogConfig, DailyLogSink};
 pub use encoder::{Encoder, Format};
 pub use file::{FileConfig, FileSink};
+pub use shipper::{ShipperConfig, ShipperSink};
 pub use syslog::{SyslogConfig, SyslogRfc};
 pub use tcp::{TcpConfig, TcpFraming, TcpSink};
 pub use udp::{UdpConfig, UdpSink};
