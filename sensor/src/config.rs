@@ -62,6 +62,8 @@ pub struct RawSensor {
     pub ignore: Vec<String>,
     /// `[[sensor.output]]`: more sinks (file, tcp, udp, daily).
     pub output: Vec<RawOutput>,
+    /// `[sensor.heuristics.<name>]`: the content heuristics' switches.
+    pub heuristics: crate::heuristics::content::RawContentHeuristics,
 }
 
 impl Default for RawSensor {
@@ -83,6 +85,7 @@ impl Default for RawSensor {
             log_format: Format::Maltrail,
             ignore: Vec::new(),
             output: Vec::new(),
+            heuristics: Default::default(),
         }
     }
 }
@@ -175,6 +178,8 @@ pub struct SensorConfig {
     pub log: Option<DailyLogConfig>,
     pub outputs: Vec<RawOutput>,
     pub ignore: Vec<IgnoreRule>,
+    /// Which content heuristics run, at which severity.
+    pub content_heuristics: crate::heuristics::content::ContentConfig,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -306,6 +311,7 @@ impl RawSensor {
             log,
             outputs,
             ignore,
+            content_heuristics: self.heuristics.validate(),
         })
     }
 }

@@ -10,13 +10,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use spoor_core::{
-    Context, DnsContext, Event, EventId, EventKind, HttpContext, Micros, Proto, TlsContext,
+    Context, DnsContext, Event, EventId, EventKind, HeuristicContext, HttpContext, Micros, Proto,
+    TlsContext,
 };
 use spoor_feeds::TrailHandle;
 use spoor_feeds::store::{Matched, TrailHit, TrailStore};
 
 use crate::config::IgnoreRule;
 use crate::flow::{FlowKey, FlowSlot, FlowTable};
+use crate::heuristics::content::{ContentConfig, ContentHeuristics, Offender, Verdict};
 use crate::proto::{dns, http, tls};
 
 /// Ports whose UDP and TCP payloads are read as DNS: DNS, mDNS, LLMNR.
@@ -36,6 +38,9 @@ const LOCAL_SUFFIXES: [&str; 7] = [
 /// Web gateways that wrap another name: `badsite.onion.to` is `badsite.onion`, and
 /// `evilname.ip-adress.com` (a site-information service) is about `evilname`.
 const WRAPPING_SUFFIXES: [&str; 1] = [".ip-adress.com"];
+
+/// The reference column of heuristic events, as Maltrail writes it.
+pub const HEURISTIC_REFERENCE: &str = "(heuristic)";
 
 /// The packet facts the detector reads (built from the decoder's packet).
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +98,7 @@ pub struct DetectCounters {
     pub http_requests: u64,
     pub tls_client_hellos: u64,
     pub tls_malformed: u64,
+    pub http_responses: u64,
 }
 
 /// Random-enough event ids without a dependency: splitmix64 over a per-process seed.
@@ -128,6 +134,7 @@ pub struct Detector {
     ignore: Vec<IgnoreRule>,
     tls_scratch: Vec<u8>,
     url_buf: String,
+    content: ContentHeuristics,
     pub counters: DetectCounters,
 }
 
@@ -146,8 +153,15 @@ impl Detector {
             ignore,
             tls_scratch: Vec::new(),
             url_buf: String::new(),
+            content: ContentHeuristics::default(),
             counters: DetectCounters::default(),
         }
+    }
+
+    /// Runs the content heuristics with these switches (all on by default).
+    pub fn with_content_heuristics(mut self, config: ContentConfig) -> Self {
+        self.content = ContentHeuristics::new(config);
+        self
     }
 
     pub fn flows(&self) -> &FlowTable {
@@ -195,6 +209,8 @@ impl Detector {
                     }
                 } else if let Ok(request) = http::parse_request(p.payload) {
                     self.http(&store, p, &request, keep, &mut context, &mut found);
+                } else if p.payload.starts_with(b"HTTP/1.") {
+                    self.http_response(p, &mut found);
                 } else if p.payload.first() == Some(&22) {
                     self.tls(&store, p, keep, &mut context, &mut found);
                 }
@@ -367,10 +383,29 @@ impl Detector {
                 }
             }
         }
-        // Answers pointing at listed addresses: the responder can block those.
+        // Answers pointing at listed addresses: the responder can block those. A listed
+        // sinkhole or parking address is the heuristic's event instead.
+        let qname = msg.questions().find_map(|q| q.name.as_str().map(str::to_string));
         for addr in msg.answer_addrs().take(16) {
             let addr = &addr;
             if let Some(hit) = store.lookup_ip(*addr) {
+                let infos: Vec<&str> = hit.origins().map(|o| o.info).collect();
+                if let Some(name) = qname.as_deref()
+                    && let Some(verdict) = self.content.answer(name, *addr, &infos)
+                {
+                    let ctx = Context {
+                        dns: Some(DnsContext {
+                            qname: name.to_string(),
+                            qtype: "A".to_string(),
+                            rcode: rcode_of(),
+                        }),
+                        ..Context::default()
+                    };
+                    let mut event = self.heuristic_event(&view, verdict, ctx);
+                    event.answers = vec![*addr];
+                    found.push(event);
+                    continue;
+                }
                 let mut event =
                     self.event(&view, EventKind::Ip, &hit, Some(*addr), context.clone());
                 event.answers = vec![*addr];
@@ -431,10 +466,37 @@ impl Detector {
             found.push(self.event(p, kind, &hit, Some(p.dst), ctx()));
         }
         self.url_buf = url;
+        let mut ua_listed = false;
         if let Some(ua) = &user_agent
+            && !self.content.ua_allowlisted(ua.as_bytes())
             && let Some(hit) = store.match_user_agent(ua)
         {
+            ua_listed = true;
             found.push(self.event(p, EventKind::Ua, &hit, Some(p.src), ctx()));
+        }
+        // Content heuristics: the request's class, then its User-Agent (unless a UA trail
+        // already reported it).
+        let body = &p.payload[request.head_len.min(p.payload.len())..];
+        let facts = crate::heuristics::http::RequestFacts {
+            request,
+            head: &p.payload[..request.head_len.min(p.payload.len())],
+            body,
+            dst: p.dst,
+        };
+        let (class, agent) = self.content.request(&facts);
+        for verdict in class.into_iter().chain(agent.filter(|_| !ua_listed)) {
+            found.push(self.heuristic_event(p, verdict, ctx()));
+        }
+    }
+
+    /// A response head starting in this segment: the response heuristics.
+    fn http_response(&mut self, p: &PacketView<'_>, found: &mut Vec<Event>) {
+        let Ok(response) = http::parse_response(p.payload) else {
+            return;
+        };
+        self.counters.http_responses += 1;
+        if let Some(verdict) = self.content.response(&response, p.payload) {
+            found.push(self.heuristic_event(p, verdict, Context::default()));
         }
     }
 
@@ -536,6 +598,54 @@ impl Detector {
                 ..Context::default()
             };
             found.push(self.event(p, EventKind::Cert, &hit, Some(p.src), ctx));
+        }
+    }
+
+    /// An event for a content heuristic's verdict. The offender is the client or the
+    /// server of the conversation, whichever the heuristic blames: for a packet from the
+    /// server (a response), the client is the destination.
+    fn heuristic_event(&mut self, p: &PacketView<'_>, v: Verdict, mut context: Context) -> Event {
+        let from_server = v.heuristic == crate::heuristics::content::Heuristic::SinkholeResponse
+            || v.heuristic == crate::heuristics::content::Heuristic::SuspiciousContentType
+            || v.heuristic == crate::heuristics::content::Heuristic::SeizedDomain;
+        let (client, server) = if from_server {
+            (p.dst, p.src)
+        } else {
+            (p.src, p.dst)
+        };
+        let offender = match v.heuristic.offender() {
+            Offender::Client => client,
+            Offender::Server => server,
+        };
+        let severity = self
+            .content
+            .config
+            .severity(v.heuristic)
+            .unwrap_or(v.heuristic.default_severity());
+        context.heuristic = Some(HeuristicContext {
+            name: v.heuristic.name().to_string(),
+            reason: v.reason,
+        });
+        Event {
+            id: self.ids.next(),
+            time: p.ts,
+            sensor: self.sensor.clone(),
+            src: p.src,
+            src_port: (p.src_port != 0).then_some(p.src_port),
+            dst: p.dst,
+            dst_port: (p.dst_port != 0).then_some(p.dst_port),
+            proto: p.proto,
+            kind: EventKind::Heuristic,
+            trail: v.trail,
+            info: v.info,
+            reference: HEURISTIC_REFERENCE.to_string(),
+            severity,
+            offender: Some(offender),
+            answers: Vec::new(),
+            count: 1,
+            first_seen: p.ts,
+            last_seen: p.ts,
+            context,
         }
     }
 

@@ -12,6 +12,8 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+/// Heuristics: suspicious requests, user agents, responses and DNS answers.
+pub mod heuristics;
 /// Deterministic benchmark captures: DNS, HTTP, TLS, UDP and ICMP conversations from a seed,
 /// with a known share of listed indicators.
 pub mod generator;

@@ -51,7 +51,8 @@ impl Pipeline {
             Arc::clone(&trails),
             FlowTable::new(config.max_flows, config.flow_timeout_micros),
             config.ignore.clone(),
-        );
+        )
+        .with_content_heuristics(config.content_heuristics);
         Pipeline {
             decoder: Decoder::new(DecodeLimits::default()),
             detector,
