@@ -194,8 +194,12 @@ impl Detector {
                     &mut found,
                 );
             } else if p.proto == Proto::TCP {
+                // A client's port can be a DNS port too (`53 → 80`): what is not DNS on a
+                // DNS port is tried as HTTP and TLS.
+                let mut dns_seen = false;
                 if on_dns_port {
                     for message in dns::split_tcp_messages(p.payload).flatten() {
+                        dns_seen = true;
                         self.dns(
                             &store,
                             p,
@@ -207,12 +211,15 @@ impl Detector {
                             &mut found,
                         );
                     }
-                } else if let Ok(request) = http::parse_request(p.payload) {
-                    self.http(&store, p, &request, keep, &mut context, &mut found);
-                } else if p.payload.starts_with(b"HTTP/1.") {
-                    self.http_response(p, &mut found);
-                } else if p.payload.first() == Some(&22) {
-                    self.tls(&store, p, keep, &mut context, &mut found);
+                }
+                if !dns_seen {
+                    if let Ok(request) = http::parse_request(p.payload) {
+                        self.http(&store, p, &request, keep, &mut context, &mut found);
+                    } else if p.payload.starts_with(b"HTTP/1.") {
+                        self.http_response(p, &mut found);
+                    } else if p.payload.first() == Some(&22) {
+                        self.tls(&store, p, keep, &mut context, &mut found);
+                    }
                 }
             }
         }
@@ -385,7 +392,9 @@ impl Detector {
         }
         // Answers pointing at listed addresses: the responder can block those. A listed
         // sinkhole or parking address is the heuristic's event instead.
-        let qname = msg.questions().find_map(|q| q.name.as_str().map(str::to_string));
+        let qname = msg
+            .questions()
+            .find_map(|q| q.name.as_str().map(str::to_string));
         for addr in msg.answer_addrs().take(16) {
             let addr = &addr;
             if let Some(hit) = store.lookup_ip(*addr) {
@@ -605,10 +614,7 @@ impl Detector {
     /// server of the conversation, whichever the heuristic blames: for a packet from the
     /// server (a response), the client is the destination.
     fn heuristic_event(&mut self, p: &PacketView<'_>, v: Verdict, mut context: Context) -> Event {
-        let from_server = v.heuristic == crate::heuristics::content::Heuristic::SinkholeResponse
-            || v.heuristic == crate::heuristics::content::Heuristic::SuspiciousContentType
-            || v.heuristic == crate::heuristics::content::Heuristic::SeizedDomain;
-        let (client, server) = if from_server {
+        let (client, server) = if v.heuristic.reads_response() {
             (p.dst, p.src)
         } else {
             (p.src, p.dst)

@@ -12,11 +12,11 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod flow;
-/// Heuristics: suspicious requests, user agents, responses and DNS answers.
-pub mod heuristics;
 /// Deterministic benchmark captures: DNS, HTTP, TLS, UDP and ICMP conversations from a seed,
 /// with a known share of listed indicators.
 pub mod generator;
+/// Heuristics: suspicious requests, user agents, responses and DNS answers.
+pub mod heuristics;
 pub mod metrics;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping
 /// them to daily log files, files, TCP and UDP collectors through one [`output::Outputs`]

@@ -46,9 +46,6 @@ const NEEDS_HEURISTICS: &[&str] = &[
     "web_scan",
     "dns_nxdomain_flood",
     "dns_dga_labels",
-    "dns_responses",
-    "http_heuristics",
-    "http_responses",
     "quic_sni",
 ];
 

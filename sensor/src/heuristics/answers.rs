@@ -28,7 +28,9 @@ pub fn classify_infos<'a>(infos: impl IntoIterator<Item = &'a str>) -> Option<An
                 let operator = words
                     .next()
                     .filter(|n| !n.starts_with('('))
-                    .map_or("unknown", |n| n.trim_matches(|c: char| c == ',' || c == ':'));
+                    .map_or("unknown", |n| {
+                        n.trim_matches(|c: char| c == ',' || c == ':')
+                    });
                 return Some(AnswerClass::Sinkhole { operator });
             }
             if w.eq_ignore_ascii_case("parking") || w.eq_ignore_ascii_case("parked") {
@@ -95,7 +97,9 @@ mod tests {
         );
         assert_eq!(
             classify_infos(["sinkhole (malware)"]),
-            Some(AnswerClass::Sinkhole { operator: "unknown" })
+            Some(AnswerClass::Sinkhole {
+                operator: "unknown"
+            })
         );
         assert_eq!(
             classify_infos(["parking site (suspicious)"]),
@@ -103,7 +107,10 @@ mod tests {
         );
         assert_eq!(classify_infos(["malware (test)"]), None);
         // Words containing the markers are not the markers.
-        assert_eq!(classify_infos(["sinkholes-r-us tracker", "carparking"]), None);
+        assert_eq!(
+            classify_infos(["sinkholes-r-us tracker", "carparking"]),
+            None
+        );
         assert_eq!(classify_infos([""]), None);
         assert_eq!(classify_infos(std::iter::empty()), None);
     }
@@ -111,7 +118,13 @@ mod tests {
     #[test]
     fn verdicts_read_like_maltrail() {
         let on = ContentConfig::default();
-        let v = classify("sinkholed.com", addr(), &["sinkhole testsink (malware)"], &on).unwrap();
+        let v = classify(
+            "sinkholed.com",
+            addr(),
+            &["sinkhole testsink (malware)"],
+            &on,
+        )
+        .unwrap();
         assert_eq!(v.info, "sinkholed by testsink (malware)");
         assert_eq!(v.trail, "sinkholed.com");
         let v = classify("parked.com", addr(), &["parking site (suspicious)"], &on).unwrap();

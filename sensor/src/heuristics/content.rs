@@ -51,6 +51,11 @@ macro_rules! content_heuristics {
             pub const fn offender(self) -> Offender {
                 match self { $(Heuristic::$variant => Offender::$off,)* }
             }
+
+            /// The heuristic called `name`, if it is one of these.
+            pub fn from_name(name: &str) -> Option<Heuristic> {
+                match name { $(stringify!($name) => Some(Heuristic::$variant),)* _ => None }
+            }
         }
 
         /// `[sensor.heuristics.<name>]` tables of the content heuristics, as written.
@@ -125,6 +130,30 @@ content_heuristics! {
     SuspiciousContentType => suspicious_content_type, "content type", Medium, Server;
     /// A law-enforcement seizure page.
     SeizedDomain => seized_domain, "seized domain", Medium, Client;
+}
+
+impl Heuristic {
+    /// Maltrail's TYPE column where it is fixed by the heuristic: `UA` for user agents,
+    /// `HTTP` for responses; `None` leaves it to the trail's shape.
+    pub const fn maltrail_type(self) -> Option<&'static str> {
+        match self {
+            Heuristic::SuspiciousUserAgent => Some("UA"),
+            Heuristic::SinkholeResponse
+            | Heuristic::SuspiciousContentType
+            | Heuristic::SeizedDomain => Some("HTTP"),
+            _ => None,
+        }
+    }
+
+    /// Whether the heuristic reads a response (a packet from the server).
+    pub const fn reads_response(self) -> bool {
+        matches!(
+            self,
+            Heuristic::SinkholeResponse
+                | Heuristic::SuspiciousContentType
+                | Heuristic::SeizedDomain
+        )
+    }
 }
 
 /// `[sensor.heuristics.<name>]` of one content heuristic.
@@ -295,10 +324,7 @@ mod tests {
         .unwrap();
         let config = raw.validate();
         assert!(!config.enabled(Heuristic::Xss));
-        assert_eq!(
-            config.severity(Heuristic::ProxyProbe),
-            Some(Severity::High)
-        );
+        assert_eq!(config.severity(Heuristic::ProxyProbe), Some(Severity::High));
         assert_eq!(
             config.severity(Heuristic::SqlInjection),
             Some(Severity::High)

@@ -44,7 +44,11 @@ const PATTERNS: &[(Heuristic, Scope, &str)] = &[
         Scope::Any,
         r"<!ENTITY\s+(?:%\s*)?[\w.:-]+\s+(?:SYSTEM|PUBLIC)\b",
     ),
-    (Heuristic::Xxe, Scope::Any, r"<!DOCTYPE\s+[\w:.-]+\s*\[\s*<!"),
+    (
+        Heuristic::Xxe,
+        Scope::Any,
+        r"<!DOCTYPE\s+[\w:.-]+\s*\[\s*<!",
+    ),
     // --- PHP code, stream wrappers and php.ini switches (PHP-CGI argument injection).
     (Heuristic::PhpInjection, Scope::Any, r"<\?(?:php\b|=)"),
     (
@@ -132,7 +136,11 @@ const PATTERNS: &[(Heuristic, Scope, &str)] = &[
         Scope::Any,
         r"\b(?:or|and)\s+(\d+)\s*=\s*(\d+)\s*(?:--|#|/\*|;|$)",
     ),
-    (Heuristic::SqlInjection, Scope::Any, r#"\w['"`]\s*(?:--|#|/\*|;\s*$)"#),
+    (
+        Heuristic::SqlInjection,
+        Scope::Any,
+        r#"\w['"`]\s*(?:--|#|/\*|;\s*$)"#,
+    ),
     (
         Heuristic::SqlInjection,
         Scope::Any,
@@ -164,7 +172,11 @@ const PATTERNS: &[(Heuristic, Scope, &str)] = &[
         Scope::Any,
         r"<\s*/?\s*(?:script|iframe|frame|frameset|object|embed|applet|svg|math|base|meta|isindex|marquee|xss)\b",
     ),
-    (Heuristic::Xss, Scope::Any, r"<[^>]{0,200}?\bon[a-z]{3,25}\s*="),
+    (
+        Heuristic::Xss,
+        Scope::Any,
+        r"<[^>]{0,200}?\bon[a-z]{3,25}\s*=",
+    ),
     (
         Heuristic::Xss,
         Scope::Any,
@@ -203,7 +215,11 @@ const PATTERNS: &[(Heuristic, Scope, &str)] = &[
         r"\(\s*[|&!]\s*\(\s*(?:objectclass|uid|cn|sn|mail|userpassword|samaccountname|ou|dc)\s*=",
     ),
     // --- Path traversal and operating-system files.
-    (Heuristic::PathTraversal, Scope::Any, r"(?:\.{2,}[/\\]+){2,}"),
+    (
+        Heuristic::PathTraversal,
+        Scope::Any,
+        r"(?:\.{2,}[/\\]+){2,}",
+    ),
     (
         Heuristic::PathTraversal,
         Scope::Any,
@@ -281,14 +297,14 @@ const SERVER_PROGRAM_DIRS: &[&str] = &["/cgi-bin/", "/cgi/", "/scripts/", "/_vti
 /// CPU architectures IoT bots are built for; a file named after one (`mips`, `mirai.arm7`)
 /// fetched from an IP-literal host is a bot binary.
 const BOT_ARCHES: &[&str] = &[
-    "x86", "x86_64", "x64", "i386", "i486", "i586", "i686", "arm", "arm4", "arm5", "arm6",
-    "arm7", "armv4l", "armv5l", "armv6l", "armv7l", "aarch64", "arm64", "mips", "mipsel", "mpsl",
-    "mips64", "m68k", "ppc", "powerpc", "sparc", "sh4", "spc", "arc", "riscv64",
+    "x86", "x86_64", "x64", "i386", "i486", "i586", "i686", "arm", "arm4", "arm5", "arm6", "arm7",
+    "armv4l", "armv5l", "armv6l", "armv7l", "aarch64", "arm64", "mips", "mipsel", "mpsl", "mips64",
+    "m68k", "ppc", "powerpc", "sparc", "sh4", "spc", "arc", "riscv64",
 ];
 /// Bot family and dropper names seen in IoT infection commands.
 const BOT_NAMES: &[&str] = &[
-    "mirai", "mozi", "gafgyt", "bashlite", "hajime", "tsunami", "kaiten", "okiru", "sora",
-    "owari", "hakai", "yakuza", "katana", "satori", "masuta", "bins", "8usa",
+    "mirai", "mozi", "gafgyt", "bashlite", "hajime", "tsunami", "kaiten", "okiru", "sora", "owari",
+    "hakai", "yakuza", "katana", "satori", "masuta", "bins", "8usa",
 ];
 
 /// Deepest nesting of `${...}` lookups evaluated when looking for log4shell.
@@ -472,7 +488,10 @@ impl RequestClassifier {
             let wanted = config.enabled(h) && !(h == Heuristic::DataLeakage && dst_local);
             (in_scope && wanted).then(|| {
                 let found = self.singles[i].find(subject);
-                (h, found.map_or_else(String::new, |m| evidence(m.as_bytes())))
+                (
+                    h,
+                    found.map_or_else(String::new, |m| evidence(m.as_bytes())),
+                )
             })
         })
     }
@@ -529,10 +548,38 @@ pub fn is_plain(uri: &[u8]) -> bool {
 
 /// Words that make an otherwise plain path worth the regex pass.
 const PLAIN_PATH_WORDS: &[&str] = &[
-    "config", "settings", "database", "credentials", "secret", "parameters", "phpinfo",
-    "server-status", "actuator", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519", "passwd",
-    "shadow", "etc/", "proc/", "win.ini", "windows/", "winnt", "boot.ini", "system32", "acunetix", "wvs", "netsparker",
-    "appscan", "nessus", "openvas", "nikto", "w3af", "arachni", "db.",
+    "config",
+    "settings",
+    "database",
+    "credentials",
+    "secret",
+    "parameters",
+    "phpinfo",
+    "server-status",
+    "actuator",
+    "id_rsa",
+    "id_dsa",
+    "id_ecdsa",
+    "id_ed25519",
+    "passwd",
+    "shadow",
+    "etc/",
+    "proc/",
+    "win.ini",
+    "windows/",
+    "winnt",
+    "boot.ini",
+    "system32",
+    "acunetix",
+    "wvs",
+    "netsparker",
+    "appscan",
+    "nessus",
+    "openvas",
+    "nikto",
+    "w3af",
+    "arachni",
+    "db.",
 ];
 
 /// Lower-cased copy of the first 256 octets, on the stack.
@@ -713,7 +760,8 @@ fn header_payload(
         let found = if shellshock && is_shellshock(value) {
             Some(format!("shellshock function definition in {name}"))
         } else if lookup && memmem::find(value, b"${").is_some() {
-            log4shell(value, &mut scratch.lookups).map(|j| format!("log4shell lookup {j} in {name}"))
+            log4shell(value, &mut scratch.lookups)
+                .map(|j| format!("log4shell lookup {j} in {name}"))
         } else {
             None
         };
@@ -860,7 +908,9 @@ pub fn is_local(ip: IpAddr) -> bool {
                 || v6.is_unspecified()
                 || (s[0] & 0xfe00) == 0xfc00
                 || (s[0] & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_local(IpAddr::V4(v4)))
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_local(IpAddr::V4(v4)))
         }
     }
 }

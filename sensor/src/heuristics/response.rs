@@ -210,7 +210,9 @@ mod tests {
         assert_eq!(v.heuristic, Heuristic::SeizedDomain);
         assert_eq!(v.info, "seized domain (suspicious)");
         assert_eq!(v.trail, "This domain name has been seized by the FBI");
-        let v = check(b"HTTP/1.1 200 OK\r\nContent-Type: Application/X-Sh; charset=x\r\n\r\n#!/bin/sh").unwrap();
+        let v =
+            check(b"HTTP/1.1 200 OK\r\nContent-Type: Application/X-Sh; charset=x\r\n\r\n#!/bin/sh")
+                .unwrap();
         assert_eq!(v.heuristic, Heuristic::SuspiciousContentType);
         assert_eq!(v.trail, "application/x-sh");
         assert_eq!(v.info, "content type (suspicious)");
@@ -249,6 +251,9 @@ mod tests {
         let mut late = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         late.extend(std::iter::repeat_n(b' ', MAX_BODY_SCAN));
         late.extend_from_slice(b"Sinkholed by x");
-        assert!(check(&late).is_none(), "notices beyond the scan window are not read");
+        assert!(
+            check(&late).is_none(),
+            "notices beyond the scan window are not read"
+        );
     }
 }

@@ -139,7 +139,11 @@ pub fn maltrail_ua_trail(ua: &[u8], matched: std::ops::Range<usize>) -> String {
             .replace('(', "\\(")
             .replace(')', "\\)")
     };
-    let (before, m, after) = (&ua[..matched.start], &ua[matched.clone()], &ua[matched.end..]);
+    let (before, m, after) = (
+        &ua[..matched.start],
+        &ua[matched.clone()],
+        &ua[matched.end..],
+    );
     if !before.is_empty() && !after.is_empty() {
         return format!("{} ({})", esc(m), esc(ua));
     }
@@ -246,7 +250,8 @@ mod tests {
             "Dirbble app 2.0",
         ] {
             assert!(
-                c.classify(Some(ua.as_bytes()), "h", b"/", public(), &on).is_none(),
+                c.classify(Some(ua.as_bytes()), "h", b"/", public(), &on)
+                    .is_none(),
                 "{ua}"
             );
         }

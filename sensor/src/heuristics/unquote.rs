@@ -75,9 +75,10 @@ fn normalize_round(input: &[u8], plus_from: usize, out: &mut Vec<u8>) -> bool {
             }
             // `%uXXXX` (IIS, old JavaScript `escape`).
             if matches!(input.get(i + 1), Some(b'u' | b'U'))
-                && let Some(code) = input
-                    .get(i + 2..i + 6)
-                    .and_then(|d| d.iter().try_fold(0u32, |acc, &c| Some(acc << 4 | u32::from(hex(c)?))))
+                && let Some(code) = input.get(i + 2..i + 6).and_then(|d| {
+                    d.iter()
+                        .try_fold(0u32, |acc, &c| Some(acc << 4 | u32::from(hex(c)?)))
+                })
             {
                 let c = char::from_u32(code).unwrap_or('\u{fffd}');
                 let mut utf8 = [0u8; 4];

