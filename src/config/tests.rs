@@ -100,6 +100,8 @@ fn sample_documents_every_key() {
         fields::<RawFeedOverride>(),
         fields::<RawCustomFeed>(),
         fields::<spoor_sensor::config::RawSensor>(),
+        fields::<spoor_sensor::heuristics::content::RawContentHeuristics>(),
+        fields::<spoor_sensor::heuristics::content::RawSwitch>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -302,4 +304,23 @@ fn unknown_key_messages() {
         "unknown key `x` in [trails.source] (this table takes no keys)"
     );
     assert!(unknown_key_message("invalid type", Some(&key)).is_none());
+}
+
+#[test]
+fn content_heuristic_tables_are_checked_by_name() {
+    let p = problems(
+        "[sensor.heuristics.sqli]\nenabled = false\n[sensor.heuristics.xss]\nseverity = \"urgent\"\n",
+    );
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains(":1:") && p[0].contains("sqli"), "{}", p[0]);
+    assert!(p[1].contains(":4:") && p[1].contains("urgent"), "{}", p[1]);
+    let config = ok("[sensor.heuristics.xss]\nenabled = false\n");
+    use spoor_sensor::heuristics::content::Heuristic;
+    assert!(!config.sensor.content_heuristics.enabled(Heuristic::Xss));
+    assert!(
+        config
+            .sensor
+            .content_heuristics
+            .enabled(Heuristic::SqlInjection)
+    );
 }
