@@ -83,7 +83,7 @@ fn run(trails: &Arc<TrailHandle>, files: Vec<PathBuf>) -> Vec<Event> {
 /// The content heuristic behind an event, if it is one.
 fn content_heuristic(e: &Event) -> Option<Heuristic> {
     (e.kind == EventKind::Heuristic)
-        .then(|| e.context.heuristic.as_ref())
+        .then_some(e.context.heuristic.as_ref())
         .flatten()
         .and_then(|h| Heuristic::from_name(&h.name))
 }

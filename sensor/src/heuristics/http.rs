@@ -12,7 +12,7 @@
 //! probes are hand-written checks on the path.
 //!
 //! Cost: an ordinary request with a plain path and no query never enters the regex engine
-//! (see [`is_plain`]); the rest pay one lazy-DFA pass over the decoded URI. Nothing
+//! (see [`RequestClassifier::is_plain`]); the rest pay one lazy-DFA pass over the decoded URI. Nothing
 //! allocates unless a verdict is returned.
 
 use std::net::IpAddr;
@@ -334,6 +334,11 @@ pub struct Scratch {
 #[derive(Debug, Clone)]
 pub struct RequestClassifier {
     set: RegexSet,
+    /// [`PLAIN_PATH_WORDS`] as one literal search (on the lower-cased path).
+    plain_words: Regex,
+    /// `${` and `() {` in header values.
+    lookup_open: memmem::Finder<'static>,
+    function_open: memmem::Finder<'static>,
     /// The same patterns one by one, compiled lazily for the evidence of a verdict.
     singles: Vec<Regex>,
 }
@@ -371,7 +376,23 @@ impl RequestClassifier {
                     .expect("the built-in request patterns compile")
             })
             .collect();
-        RequestClassifier { set, singles }
+        let plain_words = regex::bytes::RegexBuilder::new(
+            &PLAIN_PATH_WORDS
+                .iter()
+                .map(|w| regex::escape(w))
+                .collect::<Vec<_>>()
+                .join("|"),
+        )
+        .unicode(false)
+        .build()
+        .expect("the plain-path words compile");
+        RequestClassifier {
+            set,
+            plain_words,
+            lookup_open: memmem::Finder::new(b"${").into_owned(),
+            function_open: memmem::Finder::new(b"() {").into_owned(),
+            singles,
+        }
     }
 
     /// The process-wide compiled patterns, cloned: the clone shares the compiled program
@@ -388,18 +409,17 @@ impl RequestClassifier {
         scratch: &mut Scratch,
     ) -> Option<Verdict> {
         let req = facts.request;
-        let host = host_text(req);
         let dst_local = is_local(facts.dst);
 
         // 1. Patterns over the decoded URI, then the body.
         let uri = req.uri;
-        if !is_plain(uri) {
+        if !self.is_plain(uri) {
             normalize_into(uri, false, &mut scratch.subject, &mut scratch.tmp);
             if let Some((h, matched)) =
                 self.first_match(&scratch.subject, Scope::Uri, config, dst_local)
             {
                 let reason = format!("`{matched}` in the URI");
-                return Some(request_verdict(h, &host, req, None, &reason));
+                return Some(request_verdict(h, &host_text(req), req, None, &reason));
             }
             if let Some(v) = self.lookups(facts, config, scratch, false) {
                 return Some(v);
@@ -410,7 +430,7 @@ impl RequestClassifier {
                 let matched = evidence(&scratch.subject[..at.min(scratch.subject.len())]);
                 return Some(request_verdict(
                     Heuristic::PathTraversal,
-                    &host,
+                    &host_text(req),
                     req,
                     None,
                     &format!("`..` above the root in {matched}"),
@@ -424,14 +444,20 @@ impl RequestClassifier {
                 self.first_match(&scratch.subject, Scope::Any, config, dst_local)
             {
                 let reason = format!("`{matched}` in the body");
-                return Some(request_verdict(h, &host, req, Some(body), &reason));
+                return Some(request_verdict(
+                    h,
+                    &host_text(req),
+                    req,
+                    Some(body),
+                    &reason,
+                ));
             }
             if let Some(v) = self.lookups(facts, config, scratch, true) {
                 return Some(v);
             }
         }
         // 2. Header-borne code execution: log4shell lookups, shellshock.
-        if let Some(v) = header_payload(facts, &host, config, scratch) {
+        if let Some(v) = self.header_payload(facts, config, scratch) {
             return Some(v);
         }
         // 3. Requests shaped like probes and downloads.
@@ -440,14 +466,16 @@ impl RequestClassifier {
         {
             return Some(v);
         }
-        let host_is_ip = host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok();
+        let host_bytes = req.host.as_ref().map_or(&b""[..], |h| h.as_bytes());
+        let host_is_ip = std::str::from_utf8(host_bytes)
+            .is_ok_and(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().is_ok());
         if host_is_ip
             && config.enabled(Heuristic::IotDownload)
             && let Some(name) = bot_download(req.path())
         {
             return Some(request_verdict(
                 Heuristic::IotDownload,
-                &host,
+                &host_text(req),
                 req,
                 None,
                 &format!("`{name}` fetched from an IP-literal host"),
@@ -459,7 +487,7 @@ impl RequestClassifier {
         {
             let mut v = request_verdict(
                 Heuristic::DirectDownload,
-                &host,
+                &host_text(req),
                 req,
                 None,
                 &format!("a .{ext} file fetched directly by a short name"),
@@ -522,9 +550,17 @@ impl RequestClassifier {
     }
 }
 
-/// True for a URI that no pattern can match: `/`-separated names of letters, digits,
-/// `-` and `_`, single dots inside names, no query. `GET /index.html` stops here.
-pub fn is_plain(uri: &[u8]) -> bool {
+impl RequestClassifier {
+    /// True for a URI that no pattern can match: `/`-separated names of letters, digits,
+    /// `-` and `_`, single dots inside names, no query, none of the words the path
+    /// patterns look for. `GET /index.html` stops here.
+    pub fn is_plain(&self, uri: &[u8]) -> bool {
+        plain_shape(uri) && !self.plain_words.is_match(&ascii_lower_prefix(uri))
+    }
+}
+
+/// The character shape of a plain URI (see [`RequestClassifier::is_plain`]).
+fn plain_shape(uri: &[u8]) -> bool {
     let mut prev = b'/';
     for &b in uri {
         let ok = match b {
@@ -539,14 +575,11 @@ pub fn is_plain(uri: &[u8]) -> bool {
         }
         prev = b;
     }
-    // Names of config files, scanners and OS files are letters too: look for the few
-    // words the path patterns need before calling the URI plain.
-    !PLAIN_PATH_WORDS
-        .iter()
-        .any(|w| memmem::find(&ascii_lower_prefix(uri), w.as_bytes()).is_some())
+    true
 }
 
-/// Words that make an otherwise plain path worth the regex pass.
+/// Words that make an otherwise plain path worth the regex pass: names of config files,
+/// scanners and operating-system files are letters too.
 const PLAIN_PATH_WORDS: &[&str] = &[
     "config",
     "settings",
@@ -586,7 +619,7 @@ const PLAIN_PATH_WORDS: &[&str] = &[
 fn ascii_lower_prefix(uri: &[u8]) -> LowerPrefix {
     let mut buf = [0u8; 256];
     let n = uri.len().min(buf.len());
-    for (d, s) in buf.iter_mut().zip(&uri[..n]) {
+    for (d, s) in buf[..n].iter_mut().zip(&uri[..n]) {
         *d = s.to_ascii_lowercase();
     }
     LowerPrefix { buf, len: n }
@@ -736,46 +769,49 @@ fn resolve_lookup(body: &[u8], out: &mut Vec<u8>) {
     // Other lookups (`${env:USER}`, `${date:...}`) resolve to values we cannot know.
 }
 
-/// log4shell and shellshock in header values (`User-Agent`, `X-Api-Version`, `Referer`...).
-fn header_payload(
-    facts: &RequestFacts<'_>,
-    host: &str,
-    config: &ContentConfig,
-    scratch: &mut Scratch,
-) -> Option<Verdict> {
-    if !config.enabled(Heuristic::RemoteCodeExecution) {
-        return None;
-    }
-    // The request line was handled with the URI; headers start after it.
-    let head = facts.head;
-    let first_lf = memchr::memchr(b'\n', head)?;
-    let headers = &head[first_lf + 1..head.len().min(first_lf + 1 + MAX_SUBJECT_LEN)];
-    let lookup = memmem::find(headers, b"${").is_some();
-    let shellshock = memmem::find(headers, b"() {").is_some();
-    if !lookup && !shellshock {
-        return None;
-    }
-    for (name, value) in facts.request.headers() {
-        let name = String::from_utf8_lossy(name);
-        let found = if shellshock && is_shellshock(value) {
-            Some(format!("shellshock function definition in {name}"))
-        } else if lookup && memmem::find(value, b"${").is_some() {
-            log4shell(value, &mut scratch.lookups)
-                .map(|j| format!("log4shell lookup {j} in {name}"))
-        } else {
-            None
-        };
-        if let Some(reason) = found {
-            let uri = String::from_utf8_lossy(facts.request.uri);
-            return Some(Verdict {
-                heuristic: Heuristic::RemoteCodeExecution,
-                trail: format!("{host}({uri})"),
-                info: format!("{} (suspicious)", Heuristic::RemoteCodeExecution.label()),
-                reason,
-            });
+impl RequestClassifier {
+    /// log4shell and shellshock in header values (`User-Agent`, `X-Api-Version`, `Referer`...).
+    fn header_payload(
+        &self,
+        facts: &RequestFacts<'_>,
+        config: &ContentConfig,
+        scratch: &mut Scratch,
+    ) -> Option<Verdict> {
+        if !config.enabled(Heuristic::RemoteCodeExecution) {
+            return None;
         }
+        // The request line was handled with the URI; headers start after it.
+        let head = facts.head;
+        let first_lf = memchr::memchr(b'\n', head)?;
+        let headers = &head[first_lf + 1..head.len().min(first_lf + 1 + MAX_SUBJECT_LEN)];
+        let lookup = self.lookup_open.find(headers).is_some();
+        let shellshock = self.function_open.find(headers).is_some();
+        if !lookup && !shellshock {
+            return None;
+        }
+        for (name, value) in facts.request.headers() {
+            let name = String::from_utf8_lossy(name);
+            let found = if shellshock && is_shellshock(value) {
+                Some(format!("shellshock function definition in {name}"))
+            } else if lookup && memmem::find(value, b"${").is_some() {
+                log4shell(value, &mut scratch.lookups)
+                    .map(|j| format!("log4shell lookup {j} in {name}"))
+            } else {
+                None
+            };
+            if let Some(reason) = found {
+                let uri = String::from_utf8_lossy(facts.request.uri);
+                let host = host_text(facts.request);
+                return Some(Verdict {
+                    heuristic: Heuristic::RemoteCodeExecution,
+                    trail: format!("{host}({uri})"),
+                    info: format!("{} (suspicious)", Heuristic::RemoteCodeExecution.label()),
+                    reason,
+                });
+            }
+        }
+        None
     }
-    None
 }
 
 /// `() {` opening a header value: bash function import (CVE-2014-6271).
@@ -795,7 +831,8 @@ fn is_shellshock(value: &[u8]) -> bool {
 /// to serve: open-proxy hunting. Real proxy clients repeat the target host in `Host`.
 fn proxy_probe(facts: &RequestFacts<'_>) -> Option<Verdict> {
     let req = facts.request;
-    if req.method == "CONNECT" || is_local(facts.dst) {
+    // Origin-form targets (`/path`) are the ordinary case.
+    if req.target.first() == Some(&b'/') || req.method == "CONNECT" || is_local(facts.dst) {
         return None;
     }
     let target = req.target;
@@ -862,27 +899,26 @@ fn bot_download(path: &[u8]) -> Option<String> {
 /// The extension of a direct executable download (see [`DOWNLOAD_EXTENSIONS`]): a short
 /// file name, no parameters, not a server-side program directory.
 fn direct_download(req: &HttpRequest<'_>) -> Option<&'static str> {
-    if req.query().is_some_and(|q| q.contains(&b'=')) {
-        return None;
-    }
     let path = req.path();
-    if SERVER_PROGRAM_DIRS.iter().any(|d| {
-        path.windows(d.len())
-            .any(|w| w.eq_ignore_ascii_case(d.as_bytes()))
-    }) {
-        return None;
-    }
-    let last = ascii_lower_prefix(last_segment(path));
-    let last: &[u8] = &last;
+    let last = last_segment(path);
     let dot = last.iter().rposition(|&b| b == b'.')?;
     let (stem, ext) = (&last[..dot], &last[dot + 1..]);
     if stem.is_empty() || stem.len() > MAX_DOWNLOAD_STEM_LEN {
         return None;
     }
-    DOWNLOAD_EXTENSIONS
+    let ext = DOWNLOAD_EXTENSIONS
         .iter()
-        .find(|e| e.as_bytes() == ext)
-        .copied()
+        .find(|e| e.as_bytes().eq_ignore_ascii_case(ext))
+        .copied()?;
+    if req.query().is_some_and(|q| q.contains(&b'='))
+        || SERVER_PROGRAM_DIRS.iter().any(|d| {
+            path.windows(d.len())
+                .any(|w| w.eq_ignore_ascii_case(d.as_bytes()))
+        })
+    {
+        return None;
+    }
+    Some(ext)
 }
 
 /// The last `/`-separated segment of a path.

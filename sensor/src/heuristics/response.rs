@@ -6,6 +6,8 @@
 //! same segment (the `<title>`, a "sinkholed by" notice). A response is checked only in
 //! the packet that starts it.
 
+use std::sync::LazyLock;
+
 use memchr::memmem;
 
 use super::content::{ContentConfig, Heuristic, Verdict, evidence};
@@ -40,6 +42,12 @@ const SUSPICIOUS_CONTENT_TYPES: &[&str] = &[
 /// Host-name suffixes of sinkhole operators seen in `Location` redirects.
 const SINKHOLE_HOST_WORDS: &[&str] = &["sinkhole", "sinkdns.org", "sinkhole.tech"];
 
+/// "sinkholed by" without its first letter (either case), built once.
+static NOTICE_LOWER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"inkholed by").into_owned());
+static NOTICE_UPPER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(b"INKHOLED BY").into_owned());
+
 /// Phrases of seizure notices, lower case.
 const SEIZURE_PHRASES: &[&str] = &[
     "has been seized",
@@ -72,10 +80,7 @@ pub fn classify(
     }
     if config.enabled(Heuristic::SeizedDomain)
         && let Some(title) = title
-        && let lower = title.to_ascii_lowercase()
-        && SEIZURE_PHRASES
-            .iter()
-            .any(|p| memmem::find(&lower, p.as_bytes()).is_some())
+        && SEIZURE_PHRASES.iter().any(|p| contains_ci(title, p))
     {
         let text = evidence(title);
         return Some(Verdict {
@@ -106,10 +111,7 @@ pub fn classify(
 
 /// The sinkhole marker, as `Header: value` or the body text that names it.
 fn sinkhole(response: &HttpResponse<'_>, body: &[u8], title: Option<&[u8]>) -> Option<String> {
-    let has = |hay: &[u8], needle: &str| {
-        hay.windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-    };
+    let has = contains_ci;
     for (name, value) in response.headers() {
         let shown = || format!("{}: {}", evidence(name), evidence(value));
         if has(name, "sinkhole") {
@@ -129,7 +131,9 @@ fn sinkhole(response: &HttpResponse<'_>, body: &[u8], title: Option<&[u8]>) -> O
             return Some(format!("<title>{}</title>", evidence(t)));
         }
     }
-    let at = memmem::find(body, b"inkholed by").or_else(|| memmem::find(body, b"INKHOLED BY"))?;
+    let at = NOTICE_LOWER
+        .find(body)
+        .or_else(|| NOTICE_UPPER.find(body))?;
     let start = at.saturating_sub(1);
     if !body[start].eq_ignore_ascii_case(&b's') {
         return None;
@@ -149,10 +153,14 @@ fn location_is_sinkhole(value: &[u8]) -> bool {
         .iter()
         .position(|&b| b == b'/' || b == b'?' || b == b'#')
         .unwrap_or(after_scheme.len());
-    let host = after_scheme[..host_end].to_ascii_lowercase();
-    SINKHOLE_HOST_WORDS
-        .iter()
-        .any(|w| memmem::find(&host, w.as_bytes()).is_some())
+    let host = &after_scheme[..host_end];
+    SINKHOLE_HOST_WORDS.iter().any(|w| contains_ci(host, w))
+}
+
+/// `needle` (lower case ASCII) in `hay`, ignoring ASCII case; no allocation.
+fn contains_ci(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The text of the first `<title>` in `body`, bounded by [`MAX_TITLE_LEN`].

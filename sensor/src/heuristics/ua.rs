@@ -10,12 +10,17 @@
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
-use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 use super::content::{ContentConfig, Heuristic, Verdict, evidence};
 
-/// Spoor's own tool patterns (case-insensitive): scanners, injection and brute-force
-/// tools, and bare tool names without a version (bots copying `Wget` or `curl`).
+/// Octets of a User-Agent examined: tools name themselves early, and the bound keeps the
+/// lower-cased copy on the stack.
+pub const MAX_UA_SCAN: usize = 512;
+
+/// Spoor's own tool patterns, matched on the lower-cased agent (so that the engine can
+/// search for the literal names at once): scanners, injection and brute-force tools, and
+/// bare tool names without a version (bots copying `Wget` or `curl`).
 const TOOL_PATTERNS: &[&str] = &[
     r"\Amasscan|\bzmap/",
     r"sqlmap|\bhavij\b|\bpangolin\b|\bbsqlbf\b",
@@ -24,11 +29,16 @@ const TOOL_PATTERNS: &[&str] = &[
     r"\bwpscan\b|\bjoomscan\b|\bdroopescan\b|\bcmsmap\b",
     r"\bdirbuster\b|\bgobuster\b|\bferoxbuster\b|\bdirb\b|\bwfuzz\b|\bffuf\b|\bnuclei\b",
     r"\bhydra\b|\bmedusa\b|\bncrack\b|\bfimap\b|\bcommix\b|\bxsser\b|\bmorfeus\b",
-    r"\A(?:wget|curl|python|perl|java|ruby|php|go|lwp|libwww)\z",
+];
+
+/// Tool and library names sent bare, without a version: bots copying a real client's
+/// name. Compared whole, ignoring case.
+const BARE_NAMES: &[&str] = &[
+    "wget", "curl", "python", "perl", "java", "ruby", "php", "go", "lwp", "libwww",
 ];
 
 /// Security-software and OS updaters: their agents are never reported (Maltrail keeps a
-/// similar allowlist). Written by Spoor; case-insensitive.
+/// similar allowlist). Written by Spoor; matched on the lower-cased agent.
 const UPDATER_PATTERNS: &[&str] = &[
     r"\bsophos|\bsymantec|\bnorton\b|\bmcafee|\bkaspersky|\bavast|\bavg\b|\beset\b|\bbitdefender|\btrend\s?micro|\bf-secure|\bmalwarebytes|\bclamav|\bwindows-update-agent|\bmicrosoft-cryptoapi|\bmicrosoft\sbits",
 ];
@@ -36,36 +46,40 @@ const UPDATER_PATTERNS: &[&str] = &[
 /// The compiled tool and updater patterns.
 #[derive(Debug, Clone)]
 pub struct UaClassifier {
-    tools: RegexSet,
-    tool_singles: Vec<Regex>,
-    updaters: RegexSet,
+    /// Every tool pattern in one alternation: one literal search finds any of them.
+    tools: Regex,
+    updaters: Regex,
 }
 
 static SHARED: LazyLock<UaClassifier> = LazyLock::new(UaClassifier::compile);
 
-fn set(patterns: &[&str]) -> RegexSet {
-    RegexSetBuilder::new(patterns)
-        .case_insensitive(true)
+fn alternation(patterns: &[&str]) -> Regex {
+    let joined = patterns
+        .iter()
+        .map(|p| format!("(?:{p})"))
+        .collect::<Vec<_>>()
+        .join("|");
+    RegexBuilder::new(&joined)
         .unicode(false)
         .build()
         .expect("the built-in user-agent patterns compile")
 }
 
+/// The first [`MAX_UA_SCAN`] octets of `ua`, ASCII lower-cased, on the stack.
+fn lower(ua: &[u8]) -> ([u8; MAX_UA_SCAN], usize) {
+    let mut buf = [0u8; MAX_UA_SCAN];
+    let n = ua.len().min(MAX_UA_SCAN);
+    for (d, s) in buf[..n].iter_mut().zip(ua) {
+        *d = s.to_ascii_lowercase();
+    }
+    (buf, n)
+}
+
 impl UaClassifier {
     fn compile() -> UaClassifier {
         UaClassifier {
-            tools: set(TOOL_PATTERNS),
-            tool_singles: TOOL_PATTERNS
-                .iter()
-                .map(|p| {
-                    RegexBuilder::new(p)
-                        .case_insensitive(true)
-                        .unicode(false)
-                        .build()
-                        .expect("the built-in user-agent patterns compile")
-                })
-                .collect(),
-            updaters: set(UPDATER_PATTERNS),
+            tools: alternation(TOOL_PATTERNS),
+            updaters: alternation(UPDATER_PATTERNS),
         }
     }
 
@@ -76,16 +90,21 @@ impl UaClassifier {
 
     /// A security-software updater: never reported, by this module or by UA trails.
     pub fn is_allowlisted(&self, ua: &[u8]) -> bool {
-        self.updaters.is_match(ua)
+        let (buf, n) = lower(ua);
+        self.updaters.is_match(&buf[..n])
     }
 
     /// The tool a User-Agent names: the matched text's range, if any.
     pub fn tool_match(&self, ua: &[u8]) -> Option<std::ops::Range<usize>> {
-        if !self.tools.is_match(ua) || self.is_allowlisted(ua) {
-            return None;
+        if BARE_NAMES
+            .iter()
+            .any(|b| b.as_bytes().eq_ignore_ascii_case(ua))
+        {
+            return Some(0..ua.len());
         }
-        let first = self.tools.matches(ua).into_iter().next()?;
-        self.tool_singles[first].find(ua).map(|m| m.range())
+        let (buf, n) = lower(ua);
+        let found = self.tools.find(&buf[..n])?.range();
+        (!self.updaters.is_match(&buf[..n])).then_some(found)
     }
 
     /// The verdict on a request's User-Agent: a named tool, or none at all (to a public

@@ -35,10 +35,6 @@ fn classify_get(target: &str, host: &str) -> Option<Verdict> {
     classify_raw(&payload, public(), &ContentConfig::default())
 }
 
-fn class_of(target: &str) -> Option<Heuristic> {
-    classify_get(target, "site.example").map(|v| v.heuristic)
-}
-
 /// Vectors where Spoor deliberately gives another verdict than Maltrail, and why.
 const REQUEST_DIFFERENCES: &[(&str, &str, &str)] = &[(
     "/x?q=%7B%7B7*7%7D%7D",
@@ -397,6 +393,8 @@ fn hostile_requests_stay_bounded() {
 
 #[test]
 fn plain_paths_skip_the_patterns() {
+    let c = RequestClassifier::shared();
+    let is_plain = |u: &[u8]| c.is_plain(u);
     assert!(is_plain(b"/index.html"));
     assert!(is_plain(b"/static/js/app-1.min.js"));
     assert!(!is_plain(b"/a?b=c"));
@@ -405,4 +403,5 @@ fn plain_paths_skip_the_patterns() {
     assert!(!is_plain(b"/wp-config.php"));
     assert!(!is_plain(b"/acunetix_wvs_security_test"));
     assert!(!is_plain(b"/%2e%2e/"));
+    assert!(!is_plain(b"/Settings.PHP"));
 }
