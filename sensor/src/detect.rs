@@ -392,20 +392,22 @@ impl Detector {
         }
         // Answers pointing at listed addresses: the responder can block those. A listed
         // sinkhole or parking address is the heuristic's event instead.
-        let qname = msg
-            .questions()
-            .find_map(|q| q.name.as_str().map(str::to_string));
         for addr in msg.answer_addrs().take(16) {
             let addr = &addr;
             if let Some(hit) = store.lookup_ip(*addr) {
                 let infos: Vec<&str> = hit.origins().map(|o| o.info).collect();
-                if let Some(name) = qname.as_deref()
-                    && let Some(verdict) = self.content.answer(name, *addr, &infos)
+                let question = msg.questions().find_map(|q| {
+                    q.name
+                        .as_str()
+                        .map(|n| (n.to_string(), q.qtype.to_string()))
+                });
+                if let Some((name, qtype)) = question
+                    && let Some(verdict) = self.content.answer(&name, *addr, &infos)
                 {
                     let ctx = Context {
                         dns: Some(DnsContext {
-                            qname: name.to_string(),
-                            qtype: "A".to_string(),
+                            qname: name,
+                            qtype,
                             rcode: rcode_of(),
                         }),
                         ..Context::default()
