@@ -84,29 +84,7 @@ pub struct RawSensor {
     pub group: Option<String>,
 }
 
-/// `[sensor.heuristics]` as written: one table per heuristic, each with `enabled` and
-/// its thresholds. A missing key takes the heuristic's own default (Maltrail's values).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RawHeuristics {
-    /// TCP SYN/NULL/FIN/XMAS probes to many ports of one host. Default: > 10 ports in 30s.
-    pub port_scan: RawCounting,
-    /// UDP datagrams to many ports of one host. Default: > 10 ports in 30s.
-    pub udp_scan: RawCounting,
-    /// Probes to many hosts on a worm port (135, 139, 445, 1433, 3389, 6379). Default:
-    /// > 32 hosts in 30s.
-    pub infection_scan: RawCounting,
-    /// HTTP requests for many first path segments of one server. Default: > 10 in 30s.
-    pub web_scan: RawCounting,
-    /// Queries for many subdomains of one domain. Default: >= 1000 in 60s.
-    pub dns_exhaustion: RawCounting,
-    /// NXDOMAIN answers to one client. Default: > 20 names in 1h.
-    pub nxdomain: RawCounting,
-    /// Generated-looking names in NXDOMAIN answers.
-    pub dga: RawDga,
-    /// Queries with a long leftmost label.
-    pub long_domain: RawLongDomain,
-}
+pub use crate::heuristics::content::RawHeuristics;
 
 /// A counting heuristic as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -383,6 +361,8 @@ pub struct SensorConfig {
     /// Unprivileged user and group to switch to once capture is open.
     pub user: Option<String>,
     pub group: Option<String>,
+    /// Which content heuristics run, at which severity.
+    pub content_heuristics: crate::heuristics::content::ContentConfig,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -564,6 +544,7 @@ impl RawSensor {
             log,
             outputs,
             ignore,
+            content_heuristics: self.heuristics.content(),
             reassembly,
             workers,
             heuristics,

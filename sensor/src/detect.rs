@@ -23,6 +23,7 @@ use spoor_feeds::store::{Matched, TrailHit, TrailStore};
 use crate::config::IgnoreRule;
 use crate::decode::TcpFlags;
 use crate::flow::{FlowKey, FlowSlot, FlowTable};
+use crate::heuristics::content::{ContentConfig, ContentHeuristics, Offender, Verdict};
 use crate::heuristics::{Finding, Heuristics};
 use crate::proto::{dns, http, quic, tls};
 use crate::reassembly::{Awaiting, Inserted, Reassembler, ReassemblyLimits, Stream, StreamBuf};
@@ -47,6 +48,9 @@ const REASSEMBLY_SWEEP_EVERY: u64 = 1 << 16;
 /// Web gateways that wrap another name: `badsite.onion.to` is `badsite.onion`, and
 /// `evilname.ip-adress.com` (a site-information service) is about `evilname`.
 const WRAPPING_SUFFIXES: [&str; 1] = [".ip-adress.com"];
+
+/// The reference column of heuristic events, as Maltrail writes it.
+pub const HEURISTIC_REFERENCE: &str = "(heuristic)";
 
 /// The packet facts the detector reads (built from the decoder's packet).
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +116,7 @@ pub struct DetectCounters {
     pub quic_undecryptable: u64,
     /// Opened Initials whose AEAD tag failed (read anyway: the keys are public).
     pub quic_unauthenticated: u64,
+    pub http_responses: u64,
 }
 
 /// Random-enough event ids without a dependency: splitmix64 over a per-process seed.
@@ -153,6 +158,7 @@ pub struct Detector {
     reassembly: Reassembler,
     quic_scratch: Vec<u8>,
     quic_crypto: StreamBuf,
+    content: ContentHeuristics,
     pub counters: DetectCounters,
 }
 
@@ -177,6 +183,7 @@ impl Detector {
             reassembly: Reassembler::new(ReassemblyLimits::default()),
             quic_scratch: Vec::new(),
             quic_crypto: StreamBuf::default(),
+            content: ContentHeuristics::default(),
             counters: DetectCounters::default(),
         }
     }
@@ -184,6 +191,12 @@ impl Detector {
     /// Replaces the reassembly bounds (the defaults otherwise).
     pub fn with_reassembly(mut self, limits: ReassemblyLimits) -> Self {
         self.reassembly = Reassembler::new(limits);
+        self
+    }
+
+    /// Runs the content heuristics with these switches (all on by default).
+    pub fn with_content_heuristics(mut self, config: ContentConfig) -> Self {
+        self.content = ContentHeuristics::new(config);
         self
     }
 
@@ -227,8 +240,9 @@ impl Detector {
                     &mut found,
                 );
             } else if p.proto == Proto::TCP {
-                // DNS over TCP (other TCP went to `tcp_application` above).
+                let mut dns_seen = false;
                 for message in dns::split_tcp_messages(p.payload).flatten() {
+                    dns_seen = true;
                     self.dns(
                         &store,
                         p,
@@ -239,6 +253,11 @@ impl Detector {
                         &mut skip_ip_check,
                         &mut found,
                     );
+                }
+                // A client's port can be a DNS port too (`53 → 80`): what is not DNS on a
+                // DNS port is read like any other TCP payload.
+                if !dns_seen {
+                    self.tcp_application(&store, p, keep, &mut context, &mut found);
                 }
             } else if p.proto == Proto::UDP && quic::may_be_client_initial(p.payload) {
                 self.quic(&store, p, keep, &mut context, &mut found);
@@ -439,10 +458,33 @@ impl Detector {
                 }
             }
         }
-        // Answers pointing at listed addresses: the responder can block those.
+        // Answers pointing at listed addresses: the responder can block those. A listed
+        // sinkhole or parking address is the heuristic's event instead.
         for addr in msg.answer_addrs().take(16) {
             let addr = &addr;
             if let Some(hit) = store.lookup_ip(*addr) {
+                let infos: Vec<&str> = hit.origins().map(|o| o.info).collect();
+                let question = msg.questions().find_map(|q| {
+                    q.name
+                        .as_str()
+                        .map(|n| (n.to_string(), q.qtype.to_string()))
+                });
+                if let Some((name, qtype)) = question
+                    && let Some(verdict) = self.content.answer(&name, *addr, &infos)
+                {
+                    let ctx = Context {
+                        dns: Some(DnsContext {
+                            qname: name,
+                            qtype,
+                            rcode: rcode_of(),
+                        }),
+                        ..Context::default()
+                    };
+                    let mut event = self.heuristic_event(&view, verdict, ctx);
+                    event.answers = vec![*addr];
+                    found.push(event);
+                    continue;
+                }
                 let mut event =
                     self.event(&view, EventKind::Ip, &hit, Some(*addr), context.clone());
                 event.answers = vec![*addr];
@@ -507,10 +549,37 @@ impl Detector {
             found.push(self.event(p, kind, &hit, Some(p.dst), ctx()));
         }
         self.url_buf = url;
+        let mut ua_listed = false;
         if let Some(ua) = &user_agent
+            && !self.content.ua_allowlisted(ua.as_bytes())
             && let Some(hit) = store.match_user_agent(ua)
         {
+            ua_listed = true;
             found.push(self.event(p, EventKind::Ua, &hit, Some(p.src), ctx()));
+        }
+        // Content heuristics: the request's class, then its User-Agent (unless a UA trail
+        // already reported it).
+        let body = &p.payload[request.head_len.min(p.payload.len())..];
+        let facts = crate::heuristics::http::RequestFacts {
+            request,
+            head: &p.payload[..request.head_len.min(p.payload.len())],
+            body,
+            dst: p.dst,
+        };
+        let (class, agent) = self.content.request(&facts);
+        for verdict in class.into_iter().chain(agent.filter(|_| !ua_listed)) {
+            found.push(self.heuristic_event(p, verdict, ctx()));
+        }
+    }
+
+    /// A response head starting in this segment: the response heuristics.
+    fn http_response(&mut self, p: &PacketView<'_>, found: &mut Vec<Event>) {
+        let Ok(response) = http::parse_response(p.payload) else {
+            return;
+        };
+        self.counters.http_responses += 1;
+        if let Some(verdict) = self.content.response(&response, p.payload) {
+            found.push(self.heuristic_event(p, verdict, Context::default()));
         }
     }
 
@@ -577,6 +646,10 @@ impl Detector {
                 return;
             }
             Err(_) => {}
+        }
+        if p.payload.starts_with(b"HTTP/1.") {
+            self.http_response(p, found);
+            return;
         }
         if p.payload.first() != Some(&22) {
             return;
@@ -941,6 +1014,51 @@ impl Detector {
                     ..Context::default()
                 },
             });
+        }
+    }
+
+    /// An event for a content heuristic's verdict. The offender is the client or the
+    /// server of the conversation, whichever the heuristic blames: for a packet from the
+    /// server (a response), the client is the destination.
+    fn heuristic_event(&mut self, p: &PacketView<'_>, v: Verdict, mut context: Context) -> Event {
+        let (client, server) = if v.heuristic.reads_response() {
+            (p.dst, p.src)
+        } else {
+            (p.src, p.dst)
+        };
+        let offender = match v.heuristic.offender() {
+            Offender::Client => client,
+            Offender::Server => server,
+        };
+        let severity = self
+            .content
+            .config
+            .severity(v.heuristic)
+            .unwrap_or(v.heuristic.default_severity());
+        context.heuristic = Some(HeuristicContext {
+            name: v.heuristic.name().to_string(),
+            reason: v.reason,
+        });
+        Event {
+            id: self.ids.next(),
+            time: p.ts,
+            sensor: self.sensor.clone(),
+            src: p.src,
+            src_port: (p.src_port != 0).then_some(p.src_port),
+            dst: p.dst,
+            dst_port: (p.dst_port != 0).then_some(p.dst_port),
+            proto: p.proto,
+            kind: EventKind::Heuristic,
+            trail: v.trail,
+            info: v.info,
+            reference: HEURISTIC_REFERENCE.to_string(),
+            severity,
+            offender: Some(offender),
+            answers: Vec::new(),
+            count: 1,
+            first_seen: p.ts,
+            last_seen: p.ts,
+            context,
         }
     }
 

@@ -16,8 +16,8 @@ pub mod flow;
 /// Deterministic benchmark captures: DNS, HTTP, TLS, UDP and ICMP conversations from a seed,
 /// with a known share of listed indicators.
 pub mod generator;
-/// Heuristics (scans, DNS exhaustion, NXDOMAIN floods, DGA and long names) over bounded
-/// state shared by the workers.
+/// Heuristics: scans, DNS exhaustion, NXDOMAIN floods, DGA and long names (over bounded
+/// state shared by the workers); suspicious requests, user agents, responses and DNS answers.
 pub mod heuristics;
 pub mod metrics;
 /// Rendering events (Maltrail's event line, EVE-style JSON, CEF over syslog) and shipping

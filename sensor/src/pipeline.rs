@@ -73,7 +73,8 @@ impl Pipeline {
             heuristics,
             config.ignore.clone(),
         )
-        .with_reassembly(config.reassembly);
+        .with_reassembly(config.reassembly)
+        .with_content_heuristics(config.content_heuristics);
         Pipeline {
             decoder: Decoder::new(DecodeLimits::default()),
             detector,

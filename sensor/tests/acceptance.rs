@@ -569,7 +569,12 @@ type Summary = Vec<(String, String, u64)>;
 type Pinned = (&'static str, Expected);
 
 const THEMED: &[Pinned] = &[
-    ("dns/suricata-verify__datasets-04-http-dns__input.pcap", &[]),
+    // A synthetic `GET /` without a User-Agent to a public address: the
+    // missing_user_agent heuristic.
+    (
+        "dns/suricata-verify__datasets-04-http-dns__input.pcap",
+        &[("heuristic", "example.com(/)", 1)],
+    ),
     // domains.lst holds ".evil.com" (base64): mail.evil.com and sub.mail.evil.com
     // match it as a parent, one client and resolver, so one event of count 2.
     (
@@ -631,7 +636,15 @@ const THEMED: &[Pinned] = &[
     ),
     (
         "ipv6/suricata-verify__compress_ipv6-01__input.pcap",
-        &[("ip", "fe80::20c:29ff:faf2:ab42", 2)],
+        // Nikto names itself in the User-Agent: the suspicious_user_agent heuristic.
+        &[
+            (
+                "heuristic",
+                r"Nikto (Mozilla/4.75 \(Nikto/2.1.4\) \(Evasions:None\) \(Test:000003\))",
+                1,
+            ),
+            ("ip", "fe80::20c:29ff:faf2:ab42", 2),
+        ],
     ),
     (
         "ipv6/suricata-verify__datasets-08-state-ipv6__input.pcap",

@@ -1,8 +1,7 @@
 //! Maltrail's sensor test corpus as a behaviour spec: every case of
 //! `../shared/data/maltrail/corpus/manifest.json` must produce the events it expects
 //! (each expected string appears in one of the Maltrail event lines), with the corpus
-//! `trails.csv` as the only trail source. Cases that need heuristics belong to the
-//! heuristics work and are listed in `NEEDS_HEURISTICS` with the reason.
+//! `trails.csv` as the only trail source. Heuristic cases included: none is skipped.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,10 +34,6 @@ struct Case {
     expect: Vec<String>,
     notes: String,
 }
-
-/// Cases whose expected events come from heuristics not built yet (suspicious HTTP,
-/// sinkholed/parked answers).
-const NEEDS_HEURISTICS: &[&str] = &["dns_responses", "http_heuristics", "http_responses"];
 
 /// Run the sensor over one capture with the corpus trails and `workers` packet workers;
 /// the events it releases.
@@ -115,9 +110,6 @@ fn check_manifest(workers: usize) {
     let mut failures = Vec::new();
     let mut checked = 0;
     for case in &cases {
-        if NEEDS_HEURISTICS.contains(&case.name.as_str()) {
-            continue;
-        }
         checked += 1;
         let events = run(&trails, &corpus(&case.pcap), workers);
         let lines: Vec<String> = events.iter().map(render_line).collect();

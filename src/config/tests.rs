@@ -113,6 +113,7 @@ fn sample_documents_every_key() {
         fields::<spoor_server::config::RawFail2ban>(),
         fields::<spoor_server::config::RawSensorAuth>(),
         fields::<spoor_server::config::RawWebhook>(),
+        fields::<spoor_sensor::heuristics::content::RawSwitch>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -336,4 +337,23 @@ fn server_section_is_validated_with_lines() {
     );
     let c = ok("[server]\ndata_dir = \"db\"\n[server.tls]\nmode = \"self-signed\"\n");
     assert_eq!(c.server.data_dir, Path::new("/etc/spoor/db"));
+}
+
+#[test]
+fn content_heuristic_tables_are_checked_by_name() {
+    let p = problems(
+        "[sensor.heuristics.sqli]\nenabled = false\n[sensor.heuristics.xss]\nseverity = \"urgent\"\n",
+    );
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert!(p[0].contains(":1:") && p[0].contains("sqli"), "{}", p[0]);
+    assert!(p[1].contains(":4:") && p[1].contains("urgent"), "{}", p[1]);
+    let config = ok("[sensor.heuristics.xss]\nenabled = false\n");
+    use spoor_sensor::heuristics::content::Heuristic;
+    assert!(!config.sensor.content_heuristics.enabled(Heuristic::Xss));
+    assert!(
+        config
+            .sensor
+            .content_heuristics
+            .enabled(Heuristic::SqlInjection)
+    );
 }

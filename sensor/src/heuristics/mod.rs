@@ -1,8 +1,11 @@
 //! Heuristics: alerts that no trail names, inferred from the shape of traffic.
 //!
-//! One file per family: [`scan`] (TCP and UDP port scans, infection sweeps on worm ports,
-//! web path sweeps) and [`dns`] (DNS exhaustion, excessive NXDOMAIN per client, DGA-like
-//! and long names). The counting heuristics keep their evidence in the bounded tables of
+//! One file per family. Counting heuristics: [`scan`] (TCP and UDP port scans, infection
+//! sweeps on worm ports, web path sweeps) and [`dns`] (DNS exhaustion, excessive NXDOMAIN
+//! per client, DGA-like and long names). Stateless content heuristics, pure functions of
+//! one message: [`http`] (suspicious requests), [`ua`] (user agents), [`response`]
+//! (suspicious HTTP responses) and [`answers`] (sinkholed and parked DNS answers), named
+//! and switched in [`content`], with [`unquote`] decoding URLs before they are matched. The counting heuristics keep their evidence in the bounded tables of
 //! [`state`]: fixed arrays allocated once, a cap per table, new keys refused (and
 //! counted) at the cap, never evicting live evidence, expired by packet time so a capture
 //! replays the same way at any speed. One [`Heuristics`] is shared by every worker of a
@@ -14,9 +17,15 @@
 //! queries and NXDOMAIN answers. Every finding names its heuristic (the configuration
 //! name, e.g. `port_scan`) and its evidence with the counts.
 
+pub mod answers;
+pub mod content;
 pub mod dns;
+pub mod http;
+pub mod response;
 pub mod scan;
 pub mod state;
+pub mod ua;
+pub mod unquote;
 
 use std::net::IpAddr;
 

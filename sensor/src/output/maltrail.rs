@@ -33,7 +33,8 @@
 //! | `Cert` | `CERT` | the certificate SHA-1 (Spoor extension) |
 //! | `Heuristic` | see below | the heuristic's trail |
 //!
-//! A heuristic's TYPE follows what its trail is, the way Maltrail's own heuristics log:
+//! A heuristic's TYPE follows what its trail is, the way Maltrail's own heuristics log
+//! (suspicious user agents are always `UA`, suspicious responses `HTTP`):
 //! a port number → `PORT` ("potential infection"), an IP address → `IP` (scans), the
 //! request's User-Agent → `UA`, anything else with HTTP context → `URL`, with DNS or TLS
 //! context → `DNS`; with no context, `DNS` when the trail looks like a domain, else `IP`.
@@ -45,6 +46,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use spoor_core::{Event, EventKind, Micros};
 
 use super::time::UtcTime;
+use crate::heuristics::content::Heuristic;
 
 /// One event line's fields as Maltrail holds them before rendering (its event tuple).
 /// Fields are raw text; [`LogRecord::render`] applies [`safe_value`] to each.
@@ -221,6 +223,16 @@ pub fn maltrail_type(event: &Event) -> &'static str {
 }
 
 fn heuristic_type(event: &Event) -> &'static str {
+    // Content heuristics whose TYPE is fixed (user agents, responses).
+    if let Some(fixed) = event
+        .context
+        .heuristic
+        .as_ref()
+        .and_then(|h| Heuristic::from_name(&h.name))
+        .and_then(Heuristic::maltrail_type)
+    {
+        return fixed;
+    }
     let trail = event.trail.as_str();
     if !trail.is_empty() && trail.bytes().all(|b| b.is_ascii_digit()) {
         return "PORT";
@@ -467,6 +479,20 @@ mod tests {
         assert_eq!(maltrail_type(&e), "IP");
         e.trail = "potential sql injection".into();
         assert_eq!(maltrail_type(&e), "URL");
+        // Content heuristics with a fixed TYPE: user agents and responses.
+        e.trail = "masscan(/1.0)".into();
+        e.context.heuristic = Some(spoor_core::HeuristicContext {
+            name: "suspicious_user_agent".into(),
+            reason: String::new(),
+        });
+        assert_eq!(maltrail_type(&e), "UA");
+        e.trail = "Server: sinkhole".into();
+        e.context.heuristic = Some(spoor_core::HeuristicContext {
+            name: "sinkhole_response".into(),
+            reason: String::new(),
+        });
+        assert_eq!(maltrail_type(&e), "HTTP");
+        e.context.heuristic = None;
 
         // An IP trail names the host the traffic was for, when known.
         e.kind = EventKind::Ip;

@@ -43,7 +43,7 @@ pub mod tcp;
 pub mod time;
 pub mod udp;
 #[cfg(test)]
-mod vectors;
+pub(crate) mod vectors;
 
 pub use daily::{DailyLogConfig, DailyLogSink};
 pub use encoder::{Encoder, Format};
