@@ -116,16 +116,13 @@ const ATTACKS: &[(&str, &[(Heuristic, &str)])] = &[
             (Heuristic::SqlInjection, "id=2%27+OR+%272%27%3D%272"),
         ],
     ),
+    (
+        // `GET /../a/b/../c` + `/./d.html HTTP/1.1...` in two segments: read whole through
+        // stream reassembly.
+        "http-attack/suricata-verify__detect-http-uri__DetectEngineHttpRawUriTest01__test.fpc.pcap",
+        &[(Heuristic::PathTraversal, "/../a/b")],
+    ),
 ];
-
-/// Captures whose attack is split over TCP segments: seen once stream reassembly lands
-/// (issue 4, part 3). Until then they raise nothing; when they start to, move them to
-/// `ATTACKS`.
-const NEEDS_REASSEMBLY: &[(&str, Heuristic)] = &[(
-    // `GET /../a/b/../c` + `/./d.html HTTP/1.1...` in two segments.
-    "http-attack/suricata-verify__detect-http-uri__DetectEngineHttpRawUriTest01__test.fpc.pcap",
-    Heuristic::PathTraversal,
-)];
 
 #[test]
 fn real_attack_captures_raise_their_classes() {
@@ -173,20 +170,6 @@ fn real_attack_captures_raise_their_classes() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-#[test]
-fn split_requests_wait_for_reassembly() {
-    let dir = tempfile::tempdir().unwrap();
-    let trails = corpus_trails(dir.path());
-    for (capture, h) in NEEDS_REASSEMBLY {
-        let events = run(&trails, vec![data(&format!("pcaps/{capture}"))]);
-        assert!(
-            !events.iter().any(|e| content_heuristic(e) == Some(*h)),
-            "{capture} now raises {}: reassembly landed, move it to ATTACKS",
-            h.name()
-        );
-    }
 }
 
 #[test]
