@@ -35,6 +35,11 @@ enum Command {
     Sensor(cmd::sensor::SensorArgs),
     /// Write a deterministic benchmark capture
     Generate(cmd::generate::GenerateArgs),
+    /// Block, unblock, approve, reject and list decisions; flush is the kill switch
+    #[command(subcommand)]
+    Block(cmd::block::BlockCommand),
+    /// Apply the decision ledger to the firewall and keep it in line
+    Agent(cmd::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,8 @@ fn main() -> ExitCode {
         Command::Trails(command) => cmd::trails::run(&ctx, command),
         Command::Sensor(args) => cmd::sensor::run(&ctx, args),
         Command::Generate(args) => cmd::generate::run(&ctx, args),
+        Command::Block(command) => cmd::block::run(&ctx, command),
+        Command::Agent(args) => cmd::agent::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -4,12 +4,14 @@
 //!
 //! The `[trails]` and `[feeds]` sections belong to the feeds crate
 //! (`spoor_feeds::config`), `[sensor]` to the sensor crate (`spoor_sensor::config`); each
-//! crate validates its own.
+//! crate validates its own; `[respond]` belongs to the responders crate
+//! (`spoor_responders::config`).
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use spoor_feeds::config::{DEFAULT_STATE_DIR, RawFeeds, RawTrails};
+use spoor_responders::config::RawRespond;
 use spoor_sensor::config::RawSensor;
 
 use super::LogLevel;
@@ -26,6 +28,8 @@ pub(crate) struct RawConfig {
     pub(crate) feeds: RawFeeds,
     /// `[sensor]`: capture, condensing, event logs and outputs.
     pub(crate) sensor: RawSensor,
+    /// `[respond]`: blocking policy, allowlist, guards and the firewall backend.
+    pub(crate) respond: RawRespond,
 }
 
 /// `[spoor]` as written.

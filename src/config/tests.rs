@@ -37,6 +37,7 @@ fn same_settings(a: &Config, b: &Config) {
     assert_eq!(a.trails, b.trails);
     assert_eq!(a.feeds, b.feeds);
     assert_eq!(a.sensor, b.sensor);
+    assert_eq!(a.respond, b.respond);
 }
 
 #[test]
@@ -100,6 +101,11 @@ fn sample_documents_every_key() {
         fields::<RawFeedOverride>(),
         fields::<RawCustomFeed>(),
         fields::<spoor_sensor::config::RawSensor>(),
+        fields::<spoor_responders::config::RawRespond>(),
+        fields::<spoor_responders::config::RawRule>(),
+        fields::<spoor_responders::config::RawPf>(),
+        fields::<spoor_responders::config::RawNft>(),
+        fields::<spoor_responders::config::RawOpnsense>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -206,7 +212,7 @@ severty = \"low\"
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[0],
-        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor)"
+        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, respond)"
     );
     assert_eq!(
         p[1],
