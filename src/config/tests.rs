@@ -309,3 +309,50 @@ fn unknown_key_messages() {
     );
     assert!(unknown_key_message("invalid type", Some(&key)).is_none());
 }
+
+#[test]
+fn respond_problems_name_key_and_line() {
+    let text = "\
+[respond]
+min_prefix_v4 = 40
+allow = [\"192.0.2.0/24\", \"not-a-net\"]
+mode = \"sometimes\"
+[[respond.rule]]
+name = \"malware\"
+min_count = 0
+[respond.opnsense]
+url = \"http://192.0.2.1\"
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 5, "{p:#?}");
+    assert!(
+        p[4].starts_with("/etc/spoor/spoor.toml:9: respond.opnsense.url: must start with https://"),
+        "{p:#?}"
+    );
+    assert!(
+        p[0].starts_with("/etc/spoor/spoor.toml:2: respond.min_prefix_v4: must be 1 to 32"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with("/etc/spoor/spoor.toml:3: respond.allow[1]: `not-a-net`"),
+        "{p:#?}"
+    );
+    assert!(p[2].starts_with("/etc/spoor/spoor.toml:4:"), "{p:#?}");
+    assert!(
+        p[2].contains("sometimes") || p[2].contains("unknown variant"),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("/etc/spoor/spoor.toml:7: respond.rule[0].min_count")),
+        "{p:#?}"
+    );
+    let ok = ok(
+        "[respond]\nmode = \"auto\"\nbackend = \"nftables\"\n[[respond.rule]]\nname = \"m\"\nkinds = [\"dns\"]\naction = \"auto\"\n",
+    );
+    assert_eq!(ok.respond.rules.len(), 1);
+    assert_eq!(
+        ok.respond.ledger,
+        Path::new(spoor_feeds::config::DEFAULT_STATE_DIR).join("decisions.sqlite")
+    );
+}
