@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use ipnet::IpNet;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, Row, params};
 use serde::{Deserialize, Serialize};
 use spoor_core::{EventId, Micros};
 
@@ -335,11 +335,15 @@ impl<'c> Ledger<'c> {
 
     /// Decisions in any of `states`, oldest first (all of them for an empty list).
     pub fn list(&self, states: &[DecisionState]) -> Result<Vec<Decision>, LedgerError> {
-        let all = self.query("ORDER BY id", &[])?;
-        Ok(all
-            .into_iter()
-            .filter(|d| states.is_empty() || states.contains(&d.state))
-            .collect())
+        if states.is_empty() {
+            return self.query("ORDER BY id", &[]);
+        }
+        // The state names are this crate's constants, never input.
+        let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        self.query(
+            &format!("WHERE state IN ({}) ORDER BY id", names.join(", ")),
+            &[],
+        )
     }
 
     /// Decisions on exactly this target that are not final.
@@ -512,15 +516,6 @@ impl<'c> Ledger<'c> {
         }
         tx.commit()?;
         Ok(())
-    }
-
-    /// The decision with this id, if any (for the CLI).
-    pub fn find(&self, id: DecisionId) -> Result<Option<Decision>, LedgerError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id FROM responder_decisions WHERE id = ?1")?;
-        let found: Option<i64> = stmt.query_row([id.0], |r| r.get(0)).optional()?;
-        found.map(|i| self.get(DecisionId(i))).transpose()
     }
 }
 

@@ -17,14 +17,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::IpNet;
 use spoor_core::Micros;
 
-use crate::allowlist::overlaps;
 use crate::backend::{BackendError, Changes};
 use crate::decision::{Decision, DecisionState};
 use crate::guard::{GuardedBackend, Refusal};
+
 use crate::ledger::{Ledger, LedgerError};
 
 /// The actor recorded for what the reconciler does.
 pub const AGENT_ACTOR: &str = "agent";
+/// The actor recorded when the guard refuses a decision's target for good.
+pub const GUARD_ACTOR: &str = "guard";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -88,7 +90,26 @@ pub fn reconcile(
         expired: ledger.expire_due(now)?.len(),
         ..Report::default()
     };
-    let decisions = ledger.list(&[DecisionState::Approved, DecisionState::Active])?;
+    let mut revoke = Vec::new();
+    let mut decisions = ledger.list(&[DecisionState::Approved, DecisionState::Active])?;
+    // Targets the guard refuses for good are revoked before anything is planned, so a
+    // refused network cannot hide the hosts inside it that may be blocked.
+    decisions.retain(|d| {
+        if !d.wants_block(now) {
+            return true;
+        }
+        match backend.check(&d.target) {
+            Ok(()) => true,
+            Err(why) => {
+                revoke.push((d.id, format!("refused by the guard: {why}")));
+                false
+            }
+        }
+    });
+    for (id, note) in &revoke {
+        ledger.transition(*id, DecisionState::Revoked, GUARD_ACTOR, now, Some(note))?;
+        report.revoked += 1;
+    }
     let want = desired(&decisions, now);
     let held = backend.list().map_err(be)?;
     let mut owned = ledger.owned(&name)?;
@@ -100,18 +121,23 @@ pub fn reconcile(
         }
         report.vanished = vanished.len();
     }
+    let remove: Vec<IpNet> = owned
+        .iter()
+        .filter(|t| !want.contains_key(t))
+        .copied()
+        .collect();
+    // Already covered by something the backend keeps holding (a wider entry of the
+    // admin's): blocked anyway, and an interval set would refuse the overlap.
+    let kept: Vec<&IpNet> = held.iter().filter(|h| !remove.contains(h)).collect();
+    let missing: Vec<(IpNet, u64)> = want
+        .iter()
+        .filter(|(t, _)| !kept.iter().any(|h| h.contains(*t)))
+        .map(|(t, s)| (*t, *s))
+        .collect();
     let changes = Changes {
-        add: want.keys().filter(|t| !held.contains(t)).copied().collect(),
-        remove: owned
-            .iter()
-            .filter(|t| !want.contains_key(t))
-            .copied()
-            .collect(),
-        expires_in: want
-            .iter()
-            .filter(|(t, _)| !held.contains(t))
-            .map(|(t, s)| (*t, *s))
-            .collect(),
+        add: missing.iter().map(|(t, _)| *t).collect(),
+        remove,
+        expires_in: missing.into_iter().collect(),
     };
     let applied = backend.apply(&changes, now).map_err(be)?;
     ledger.mark_owned(&name, &applied.added, now)?;
@@ -122,16 +148,7 @@ pub fn reconcile(
     }
     now_held.extend(applied.added.iter().copied());
     for d in decisions.iter().filter(|d| d.wants_block(now)) {
-        if let Some((_, why)) = applied.refused.iter().find(|(t, r)| {
-            overlaps(t, &d.target)
-                && matches!(r, Refusal::Allowlisted(_) | Refusal::PrefixTooShort { .. })
-        }) {
-            let note = format!("refused by the guard: {why}");
-            ledger.transition(d.id, DecisionState::Revoked, "guard", now, Some(&note))?;
-            report.revoked += 1;
-        } else if d.state == DecisionState::Approved
-            && now_held.iter().any(|h| h.contains(&d.target))
-        {
+        if d.state == DecisionState::Approved && now_held.iter().any(|h| h.contains(&d.target)) {
             ledger.transition(d.id, DecisionState::Active, AGENT_ACTOR, now, None)?;
             report.activated += 1;
         }

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -378,15 +378,6 @@ pub fn parse_list(v: &Value) -> Result<BTreeSet<IpNet>, String> {
         out.insert(net);
     }
     Ok(out)
-}
-
-/// For the config: where the files are.
-pub fn files(c: &OpnsenseConfig) -> Vec<PathBuf> {
-    [&c.key_file, &c.secret_file, &c.ca_file]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]
