@@ -615,13 +615,13 @@ impl RawRespond {
                 "letters, digits, _ and -, up to 31, starting with a letter",
             ));
         }
-        if let Some(url) = &self.opnsense.url {
-            if !url.starts_with("https://") {
-                errors.push(ConfigError::new(
-                    ok.key("url"),
-                    "must start with https:// (the API key travels with every request)",
-                ));
-            }
+        if let Some(url) = &self.opnsense.url
+            && !url.starts_with("https://")
+        {
+            errors.push(ConfigError::new(
+                ok.key("url"),
+                "must start with https:// (the API key travels with every request)",
+            ));
         }
         if self.opnsense.retries > MAX_OPNSENSE_RETRIES {
             errors.push(ConfigError::new(

@@ -139,10 +139,10 @@ pub fn parse_netstat_rn(text: &str) -> Vec<IpAddr> {
         if let Some(gw) = fields.get(c) {
             // `fe80::1%em0`: the scope is not part of the address.
             let gw = gw.split('%').next().unwrap_or(gw);
-            if let Ok(a) = gw.parse::<IpAddr>() {
-                if !a.is_loopback() {
-                    out.push(a);
-                }
+            if let Ok(a) = gw.parse::<IpAddr>()
+                && !a.is_loopback()
+            {
+                out.push(a);
             }
         }
     }

@@ -116,13 +116,13 @@ pub(crate) fn run(
             command: command.clone(),
             source,
         })?;
-        if let Err(e) = wrote {
-            if out.status.success() {
-                return Err(BackendError::Io {
-                    what: format!("writing to `{command}`"),
-                    source: e,
-                });
-            }
+        if let Err(e) = wrote
+            && out.status.success()
+        {
+            return Err(BackendError::Io {
+                what: format!("writing to `{command}`"),
+                source: e,
+            });
         }
         return finish(command, out);
     }

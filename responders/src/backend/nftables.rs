@@ -204,10 +204,7 @@ impl Backend for NftBackend {
     }
 }
 
-fn group<'a>(
-    targets: &'a [IpNet],
-    key: impl Fn(&IpNet) -> String,
-) -> Vec<(String, Vec<&'a IpNet>)> {
+fn group(targets: &[IpNet], key: impl Fn(&IpNet) -> String) -> Vec<(String, Vec<&IpNet>)> {
     let mut out: Vec<(String, Vec<&IpNet>)> = Vec::new();
     for t in targets {
         let k = key(t);

@@ -48,8 +48,7 @@ impl PfBackend {
             command.into(),
         ];
         // The file must outlive the command.
-        let _file;
-        if targets.len() > MAX_ARGS {
+        let _file = if targets.len() > MAX_ARGS {
             let mut f = tempfile::Builder::new()
                 .prefix("spoor-pf-")
                 .tempfile()
@@ -69,11 +68,11 @@ impl PfBackend {
                 })?;
             args.push("-f".into());
             args.push(f.path().as_os_str().to_owned());
-            _file = Some(f);
+            Some(f)
         } else {
             args.extend(targets.iter().map(|t| OsString::from(target_text(t))));
-            _file = None;
-        }
+            None
+        };
         run(&self.settings.pfctl, &args, None)
     }
 
