@@ -61,9 +61,11 @@ impl NetnsPair {
         };
         sh(&["ip", "netns", "add", &pair.fw]);
         sh(&["ip", "netns", "add", &pair.peer]);
+        // Made inside fw (and its peer end moved to peer), so the interface names never
+        // meet the host's or another test's.
         sh(&[
-            "ip", "link", "add", "v-fw", "netns", &pair.fw, "type", "veth", "peer", "name",
-            "v-peer", "netns", &pair.peer,
+            "ip", "-n", &pair.fw, "link", "add", "v-fw", "type", "veth", "peer", "name", "v-peer",
+            "netns", &pair.peer,
         ]);
         for (ns, dev, addrs) in [
             (

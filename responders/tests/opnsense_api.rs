@@ -114,7 +114,7 @@ impl FakeOpnsense {
             secret,
             Some(self.ca_pem.clone()),
             create_alias,
-            Duration::from_millis(800),
+            Duration::from_secs(2),
             retries,
             1000,
         )
@@ -155,7 +155,7 @@ fn serve(tls: &mut impl ReadWrite, st: &Mutex<FakeState>) -> std::io::Result<()>
         if s.stall > 0 {
             s.stall -= 1;
             drop(s);
-            std::thread::sleep(Duration::from_secs(3));
+            std::thread::sleep(Duration::from_secs(5));
             return Ok(());
         }
         if s.fail_5xx > 0 {
