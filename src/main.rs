@@ -41,6 +41,11 @@ enum Command {
     Passwd(cmd::server::PasswdArgs),
     /// Run server and sensor together with the defaults: the quickest start
     Up(cmd::server::UpArgs),
+    /// Block, unblock, approve, reject and list decisions; flush is the kill switch
+    #[command(subcommand)]
+    Block(cmd::block::BlockCommand),
+    /// Apply the decision ledger to the firewall and keep it in line
+    Agent(cmd::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,8 @@ fn main() -> ExitCode {
         Command::Server(args) => cmd::server::run_server(&ctx, args),
         Command::Passwd(args) => cmd::server::run_passwd(&ctx, args),
         Command::Up(args) => cmd::server::run_up(&ctx, args),
+        Command::Block(command) => cmd::block::run(&ctx, command),
+        Command::Agent(args) => cmd::agent::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

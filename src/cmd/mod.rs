@@ -8,6 +8,8 @@
 //! - 2: bad config or bad usage (clap uses 2 for usage errors too)
 //! - 3: a runtime error (I/O, network, a failed download...)
 
+pub(crate) mod agent;
+pub(crate) mod block;
 pub(crate) mod config;
 pub(crate) mod feeds;
 pub(crate) mod generate;

@@ -61,7 +61,7 @@ pub(crate) enum ConsoleFormat {
     Maltrail,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 /// Set by SIGHUP (`service spoor_sensor reload`, `systemctl reload`): look for a newer trail
 /// snapshot now instead of at the next `reload_interval`.
 static RELOAD: AtomicBool = AtomicBool::new(false);
@@ -74,7 +74,7 @@ extern "C" fn on_hangup(_: libc::c_int) {
     RELOAD.store(true, Ordering::Relaxed);
 }
 
-fn install_signal_handlers() {
+pub(crate) fn install_signal_handlers() {
     // SAFETY: the handlers only store to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);

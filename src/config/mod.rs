@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use spoor_core::{ConfigError, KeyPath};
 use spoor_feeds::config::{BaseDirs, FeedsConfig, TrailsConfig};
+use spoor_responders::config::RespondConfig;
 use spoor_sensor::config::SensorConfig;
 use spoor_server::config::ServerConfig;
 use toml::Spanned;
@@ -60,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) sensor: SensorConfig,
     /// `[server]`
     pub(crate) server: ServerConfig,
+    /// `[respond]`
+    pub(crate) respond: RespondConfig,
 }
 
 /// Where a [`Config`] came from.
@@ -191,7 +194,7 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<Config, LoadError> {
 pub(crate) fn bundled(missing: &Path) -> Config {
     let config_dir = Path::new("/");
     match validate(RawConfig::default(), config_dir) {
-        Ok((spoor, trails, feeds, sensor, server)) => Config {
+        Ok((spoor, trails, feeds, sensor, server, respond)) => Config {
             origin: Origin::Bundled {
                 missing: missing.to_path_buf(),
             },
@@ -200,6 +203,7 @@ pub(crate) fn bundled(missing: &Path) -> Config {
             feeds,
             sensor,
             server,
+            respond,
         },
         // The defaults are fixed in the code and tested to be valid.
         Err(errors) => unreachable!("bundled defaults are invalid: {errors:?}"),
@@ -295,14 +299,17 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     problems.truncate(MAX_PROBLEMS);
     match result {
-        Some(Ok((spoor, trails, feeds, sensor, server))) if problems.is_empty() => Ok(Config {
-            origin: Origin::File(file.to_path_buf()),
-            spoor,
-            trails,
-            feeds,
-            sensor,
-            server,
-        }),
+        Some(Ok((spoor, trails, feeds, sensor, server, respond))) if problems.is_empty() => {
+            Ok(Config {
+                origin: Origin::File(file.to_path_buf()),
+                spoor,
+                trails,
+                feeds,
+                sensor,
+                server,
+                respond,
+            })
+        }
         _ => Err(invalid(problems)),
     }
 }
@@ -362,6 +369,7 @@ type Sections = (
     FeedsConfig,
     SensorConfig,
     ServerConfig,
+    RespondConfig,
 );
 
 /// Stage two: every section validated, all errors collected.
@@ -401,17 +409,27 @@ fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigErr
         .validate(&root.key("server"), config_dir, &state_dir)
         .map_err(|e| errors.extend(e))
         .ok();
-    match (trails, feeds, sensor, server) {
-        (Some(trails), Some(feeds), Some(sensor), Some(server)) if errors.is_empty() => Ok((
-            SpoorConfig {
-                state_dir,
-                log_level: raw.spoor.log_level,
-            },
-            trails,
-            feeds,
-            sensor,
-            server,
-        )),
+    let respond = raw
+        .respond
+        .validate(&root.key("respond"), config_dir, &state_dir)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    match (trails, feeds, sensor, server, respond) {
+        (Some(trails), Some(feeds), Some(sensor), Some(server), Some(respond))
+            if errors.is_empty() =>
+        {
+            Ok((
+                SpoorConfig {
+                    state_dir,
+                    log_level: raw.spoor.log_level,
+                },
+                trails,
+                feeds,
+                sensor,
+                server,
+                respond,
+            ))
+        }
         _ => Err(errors),
     }
 }

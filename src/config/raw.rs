@@ -4,13 +4,14 @@
 //!
 //! The `[trails]` and `[feeds]` sections belong to the feeds crate
 //! (`spoor_feeds::config`), `[sensor]` to the sensor crate (`spoor_sensor::config`),
-//! `[server]` to the server crate (`spoor_server::config`); each
-//! crate validates its own.
+//! `[server]` to the server crate (`spoor_server::config`), `[respond]` to the responders
+//! crate (`spoor_responders::config`); each crate validates its own.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use spoor_feeds::config::{DEFAULT_STATE_DIR, RawFeeds, RawTrails};
+use spoor_responders::config::RawRespond;
 use spoor_sensor::config::RawSensor;
 use spoor_server::config::RawServer;
 
@@ -30,6 +31,8 @@ pub(crate) struct RawConfig {
     pub(crate) sensor: RawSensor,
     /// `[server]`: listener, TLS, sensors' tokens, retention, privacy, webhooks.
     pub(crate) server: RawServer,
+    /// `[respond]`: blocking policy, allowlist, guards and the firewall backend.
+    pub(crate) respond: RawRespond,
 }
 
 /// `[spoor]` as written.

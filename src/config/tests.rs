@@ -38,6 +38,7 @@ fn same_settings(a: &Config, b: &Config) {
     assert_eq!(a.feeds, b.feeds);
     assert_eq!(a.sensor, b.sensor);
     assert_eq!(a.server, b.server);
+    assert_eq!(a.respond, b.respond);
 }
 
 #[test]
@@ -114,6 +115,11 @@ fn sample_documents_every_key() {
         fields::<spoor_server::config::RawSensorAuth>(),
         fields::<spoor_server::config::RawWebhook>(),
         fields::<spoor_sensor::heuristics::content::RawSwitch>(),
+        fields::<spoor_responders::config::RawRespond>(),
+        fields::<spoor_responders::config::RawRule>(),
+        fields::<spoor_responders::config::RawPf>(),
+        fields::<spoor_responders::config::RawNft>(),
+        fields::<spoor_responders::config::RawOpnsense>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -220,7 +226,7 @@ severty = \"low\"
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[0],
-        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server)"
+        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server, respond)"
     );
     assert_eq!(
         p[1],
@@ -355,5 +361,52 @@ fn content_heuristic_tables_are_checked_by_name() {
             .sensor
             .content_heuristics
             .enabled(Heuristic::SqlInjection)
+    );
+}
+
+#[test]
+fn respond_problems_name_key_and_line() {
+    let text = "\
+[respond]
+min_prefix_v4 = 40
+allow = [\"192.0.2.0/24\", \"not-a-net\"]
+mode = \"sometimes\"
+[[respond.rule]]
+name = \"malware\"
+min_count = 0
+[respond.opnsense]
+url = \"http://192.0.2.1\"
+";
+    let p = problems(text);
+    assert_eq!(p.len(), 5, "{p:#?}");
+    assert!(
+        p[4].starts_with("/etc/spoor/spoor.toml:9: respond.opnsense.url: must start with https://"),
+        "{p:#?}"
+    );
+    assert!(
+        p[0].starts_with("/etc/spoor/spoor.toml:2: respond.min_prefix_v4: must be 1 to 32"),
+        "{p:#?}"
+    );
+    assert!(
+        p[1].starts_with("/etc/spoor/spoor.toml:3: respond.allow[1]: `not-a-net`"),
+        "{p:#?}"
+    );
+    assert!(p[2].starts_with("/etc/spoor/spoor.toml:4:"), "{p:#?}");
+    assert!(
+        p[2].contains("sometimes") || p[2].contains("unknown variant"),
+        "{p:#?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.starts_with("/etc/spoor/spoor.toml:7: respond.rule[0].min_count")),
+        "{p:#?}"
+    );
+    let ok = ok(
+        "[respond]\nmode = \"auto\"\nbackend = \"nftables\"\n[[respond.rule]]\nname = \"m\"\nkinds = [\"dns\"]\naction = \"auto\"\n",
+    );
+    assert_eq!(ok.respond.rules.len(), 1);
+    assert_eq!(
+        ok.respond.ledger,
+        Path::new(spoor_feeds::config::DEFAULT_STATE_DIR).join("decisions.sqlite")
     );
 }
