@@ -72,6 +72,7 @@ const VIEWS = [
   [/^\/event\/([0-9a-f]{32})$/, 'events', (p, m) => detail.render(main, p, m)],
   [/^\/sensors$/, 'sensors', (p, m) => status.renderSensors(main, p, m)],
   [/^\/feeds$/, 'feeds', (p, m) => status.renderFeeds(main, p, m)],
+  [/^\/rules$/, 'rules', (p, m) => status.renderRules(main, p, m)],
 ];
 
 async function render() {

@@ -1,8 +1,10 @@
-// Sensors (as they last reported with a batch) and feeds (as the updater last left them
-// in the feeds dir).
+// Sensors (as they last reported with a batch), feeds (as the updater last left them in
+// the feeds dir) and the team's triage rules.
 
-import { get } from './api.js';
+import { get, canTriage } from './api.js';
 import { h, notice, num, ago, duration, fmtTime } from './dom.js';
+import { deleteSuppression, unhideTrail } from './triage.js';
+import { navigate } from './app.js';
 
 /** A sensor silent for longer than this is shown as stale. */
 const STALE_SECS = 300;
@@ -70,5 +72,38 @@ export async function renderFeeds(main) {
         h('td', {}, f.checked ? ago(f.checked) : '–'),
         h('td', { class: 'problem' }, f.last_error ? h('span', { class: 'bad' }, `${f.last_error} (${f.failures} failed attempt${f.failures === 1 ? '' : 's'})`) : ''),
         h('td', { class: 'desc' }, f.description)))))));
+  return null;
+}
+
+/** The team's triage rules: suppressions (false positives) and hidden trails. */
+export async function renderRules(main) {
+  document.title = 'Triage rules · Spoor';
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Triage rules')));
+  let sup;
+  let hidden;
+  try {
+    [sup, hidden] = await Promise.all([get('/suppressions'), get('/hidden-trails')]);
+  } catch (e) { main.append(notice(e.message, 'error')); return null; }
+  const reload = () => navigate('/rules');
+  const act = (label, f) => h('button', { type: 'button', class: 'small', onclick: async () => {
+    try { await f(); reload(); } catch (x) { alert(x.message); }
+  } }, label);
+  main.append(
+    h('section', { class: 'card' }, h('h2', {}, 'False positives (suppressed events)'),
+      sup.length ? h('div', { class: 'scroll' }, h('table', { class: 'grid-table', id: 'suppressions-table' },
+        h('thead', {}, h('tr', {}, ['Trail', 'Source', 'Comment', 'By', 'When', canTriage() ? h('span', { class: 'sr-only' }, 'Actions') : null].filter(Boolean).map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, sup.map((r) => h('tr', {},
+          h('td', {}, r.trail ? h('code', {}, r.trail) : h('span', { class: 'muted' }, 'any')),
+          h('td', {}, r.src ? h('code', {}, r.src) : h('span', { class: 'muted' }, 'any')),
+          h('td', {}, r.comment),
+          h('td', {}, r.created_by),
+          h('td', {}, fmtTime(r.created_at)),
+          canTriage() ? h('td', {}, act('Remove', () => deleteSuppression(r.id))) : null)))))
+        : h('p', { class: 'muted' }, 'None. Mark an event as a false positive from the events table or its detail.')),
+    h('section', { class: 'card' }, h('h2', {}, 'Hidden trails'),
+      hidden.length ? h('ul', { class: 'plain', id: 'hidden-list' }, hidden.map((t) => h('li', {},
+        h('code', {}, t.trail), h('span', { class: 'muted' }, ` — ${t.created_by}, ${fmtTime(t.created_at)} `),
+        canTriage() ? act('Show again', () => unhideTrail(t.trail)) : null)))
+        : h('p', { class: 'muted' }, 'None.')));
   return null;
 }
