@@ -35,6 +35,12 @@ enum Command {
     Sensor(cmd::sensor::SensorArgs),
     /// Write a deterministic benchmark capture
     Generate(cmd::generate::GenerateArgs),
+    /// Run the server: sensor ingest, event store, API and dashboard
+    Server(cmd::server::ServerArgs),
+    /// Set a dashboard user's password (and role, scope); makes the user if new
+    Passwd(cmd::server::PasswdArgs),
+    /// Run server and sensor together with the defaults: the quickest start
+    Up(cmd::server::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,9 @@ fn main() -> ExitCode {
         Command::Trails(command) => cmd::trails::run(&ctx, command),
         Command::Sensor(args) => cmd::sensor::run(&ctx, args),
         Command::Generate(args) => cmd::generate::run(&ctx, args),
+        Command::Server(args) => cmd::server::run_server(&ctx, args),
+        Command::Passwd(args) => cmd::server::run_passwd(&ctx, args),
+        Command::Up(args) => cmd::server::run_up(&ctx, args),
     };
     match result {
         Ok(code) => code,

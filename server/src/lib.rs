@@ -109,7 +109,7 @@ pub struct Server {
     /// The first admin's password, when this start made it.
     pub initial_admin_password: Option<String>,
     store: Store,
-    metrics: Arc<Metrics>,
+    state: Arc<AppState>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -187,13 +187,13 @@ impl Server {
         tokio::spawn(retention_loop(Arc::clone(&state), stopped.clone()));
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
-        let task = tokio::spawn(accept_loop(listener, acceptor, state, stopped));
+        let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state), stopped));
         Ok(Server {
             local_addr,
             fingerprint,
             initial_admin_password,
             store,
-            metrics,
+            state,
             stop,
             task,
         })
@@ -204,7 +204,26 @@ impl Server {
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.state.metrics
+    }
+
+    /// Store events from a sensor in this process (`spoor up`): no token or HTTP, but
+    /// the same pseudonymisation, idempotence and broadcast as `POST /api/v1/events`.
+    pub async fn ingest_local(
+        &self,
+        status: spoor_core::SensorStatus,
+        events: Vec<spoor_core::Event>,
+    ) -> Result<spoor_core::BatchAck, store::StoreError> {
+        let key = match &self.state.pseudonymiser {
+            Some(p) => Some(p.key(&self.store).await?),
+            None => None,
+        };
+        let rows = api::ingest::rows(events, key.as_ref());
+        let ack = self.store.ingest(status, rows).await?;
+        metrics::inc(&self.state.metrics.ingest_batches);
+        metrics::add(&self.state.metrics.ingest_accepted, ack.accepted);
+        metrics::add(&self.state.metrics.ingest_duplicates, ack.duplicates);
+        Ok(ack)
     }
 
     /// Stop accepting, then let the writer finish.

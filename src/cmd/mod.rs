@@ -12,6 +12,7 @@ pub(crate) mod config;
 pub(crate) mod feeds;
 pub(crate) mod generate;
 pub(crate) mod sensor;
+pub(crate) mod server;
 pub(crate) mod trails;
 
 use std::path::PathBuf;

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use spoor_core::{ConfigError, KeyPath};
 use spoor_feeds::config::{BaseDirs, FeedsConfig, TrailsConfig};
 use spoor_sensor::config::SensorConfig;
+use spoor_server::config::ServerConfig;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
@@ -56,6 +57,8 @@ pub(crate) struct Config {
     pub(crate) feeds: FeedsConfig,
     /// `[sensor]`
     pub(crate) sensor: SensorConfig,
+    /// `[server]`
+    pub(crate) server: ServerConfig,
 }
 
 /// Where a [`Config`] came from.
@@ -187,7 +190,7 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<Config, LoadError> {
 pub(crate) fn bundled(missing: &Path) -> Config {
     let config_dir = Path::new("/");
     match validate(RawConfig::default(), config_dir) {
-        Ok((spoor, trails, feeds, sensor)) => Config {
+        Ok((spoor, trails, feeds, sensor, server)) => Config {
             origin: Origin::Bundled {
                 missing: missing.to_path_buf(),
             },
@@ -195,6 +198,7 @@ pub(crate) fn bundled(missing: &Path) -> Config {
             trails,
             feeds,
             sensor,
+            server,
         },
         // The defaults are fixed in the code and tested to be valid.
         Err(errors) => unreachable!("bundled defaults are invalid: {errors:?}"),
@@ -290,12 +294,13 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     problems.truncate(MAX_PROBLEMS);
     match result {
-        Some(Ok((spoor, trails, feeds, sensor))) if problems.is_empty() => Ok(Config {
+        Some(Ok((spoor, trails, feeds, sensor, server))) if problems.is_empty() => Ok(Config {
             origin: Origin::File(file.to_path_buf()),
             spoor,
             trails,
             feeds,
             sensor,
+            server,
         }),
         _ => Err(invalid(problems)),
     }
@@ -350,7 +355,13 @@ fn quoted_names(list: &str) -> Vec<&str> {
     list.split('`').skip(1).step_by(2).collect()
 }
 
-type Sections = (SpoorConfig, TrailsConfig, FeedsConfig, SensorConfig);
+type Sections = (
+    SpoorConfig,
+    TrailsConfig,
+    FeedsConfig,
+    SensorConfig,
+    ServerConfig,
+);
 
 /// Stage two: every section validated, all errors collected.
 fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigError>> {
@@ -384,8 +395,13 @@ fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigErr
         .validate(&root.key("sensor"), &dirs)
         .map_err(|e| errors.extend(e))
         .ok();
-    match (trails, feeds, sensor) {
-        (Some(trails), Some(feeds), Some(sensor)) if errors.is_empty() => Ok((
+    let server = raw
+        .server
+        .validate(&root.key("server"), config_dir, &state_dir)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    match (trails, feeds, sensor, server) {
+        (Some(trails), Some(feeds), Some(sensor), Some(server)) if errors.is_empty() => Ok((
             SpoorConfig {
                 state_dir,
                 log_level: raw.spoor.log_level,
@@ -393,6 +409,7 @@ fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigErr
             trails,
             feeds,
             sensor,
+            server,
         )),
         _ => Err(errors),
     }

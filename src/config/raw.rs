@@ -3,7 +3,8 @@
 //! are refused. [`super::parse`] turns a [`RawConfig`] into a validated [`super::Config`].
 //!
 //! The `[trails]` and `[feeds]` sections belong to the feeds crate
-//! (`spoor_feeds::config`), `[sensor]` to the sensor crate (`spoor_sensor::config`); each
+//! (`spoor_feeds::config`), `[sensor]` to the sensor crate (`spoor_sensor::config`),
+//! `[server]` to the server crate (`spoor_server::config`); each
 //! crate validates its own.
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use spoor_feeds::config::{DEFAULT_STATE_DIR, RawFeeds, RawTrails};
 use spoor_sensor::config::RawSensor;
+use spoor_server::config::RawServer;
 
 use super::LogLevel;
 
@@ -26,6 +28,8 @@ pub(crate) struct RawConfig {
     pub(crate) feeds: RawFeeds,
     /// `[sensor]`: capture, condensing, event logs and outputs.
     pub(crate) sensor: RawSensor,
+    /// `[server]`: listener, TLS, sensors' tokens, retention, privacy, webhooks.
+    pub(crate) server: RawServer,
 }
 
 /// `[spoor]` as written.

@@ -37,6 +37,7 @@ fn same_settings(a: &Config, b: &Config) {
     assert_eq!(a.trails, b.trails);
     assert_eq!(a.feeds, b.feeds);
     assert_eq!(a.sensor, b.sensor);
+    assert_eq!(a.server, b.server);
 }
 
 #[test]
@@ -100,6 +101,13 @@ fn sample_documents_every_key() {
         fields::<RawFeedOverride>(),
         fields::<RawCustomFeed>(),
         fields::<spoor_sensor::config::RawSensor>(),
+        fields::<spoor_server::config::RawServer>(),
+        fields::<spoor_server::config::RawTls>(),
+        fields::<spoor_server::config::RawRetention>(),
+        fields::<spoor_server::config::RawPrivacy>(),
+        fields::<spoor_server::config::RawFail2ban>(),
+        fields::<spoor_server::config::RawSensorAuth>(),
+        fields::<spoor_server::config::RawWebhook>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -206,7 +214,7 @@ severty = \"low\"
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[0],
-        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor)"
+        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server)"
     );
     assert_eq!(
         p[1],
@@ -302,4 +310,25 @@ fn unknown_key_messages() {
         "unknown key `x` in [trails.source] (this table takes no keys)"
     );
     assert!(unknown_key_message("invalid type", Some(&key)).is_none());
+}
+
+#[test]
+fn server_section_is_validated_with_lines() {
+    let p = problems("[server]\nlisten = \"0.0.0.0:8338\"\n");
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].starts_with(
+            "/etc/spoor/spoor.toml:2: server.listen: 0.0.0.0:8338 is not a loopback address"
+        ),
+        "{}",
+        p[0]
+    );
+    let p = problems("[[server.sensor]]\nname = \"fw1\"\ntoken_sha256 = \"abc\"\n");
+    assert!(
+        p[0].contains("server.sensor[0].token_sha256: is not 64 hex digits"),
+        "{}",
+        p[0]
+    );
+    let c = ok("[server]\ndata_dir = \"db\"\n[server.tls]\nmode = \"self-signed\"\n");
+    assert_eq!(c.server.data_dir, Path::new("/etc/spoor/db"));
 }

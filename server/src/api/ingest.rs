@@ -104,7 +104,7 @@ fn check_event(i: usize, e: &Event, now: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn rows(mut events: Vec<Event>, key: Option<&PeriodKey>) -> Vec<Row> {
+pub(crate) fn rows(mut events: Vec<Event>, key: Option<&PeriodKey>) -> Vec<Row> {
     events
         .drain(..)
         .map(|mut e| {
