@@ -1,8 +1,8 @@
 // The events table: filters (kept in the URL, so a filtered view can be bookmarked or
 // shared), keyset pages from the server (newest first), sorting of the loaded page,
 // export of everything matching, and triage per row. Live: the first page reloads when
-// new events arrive, unless the user is working inside the table (then a button offers
-// the reload).
+// new events arrive, unless the user is working on the page (then a button offers the
+// reload).
 
 import { get, qs, canTriage } from './api.js';
 import { h, clear, notice, num, rangeOf, rangePicker, severityBadge, statusBadge, timeEl, endpoint, KINDS, SEVERITIES } from './dom.js';
@@ -200,7 +200,9 @@ export async function render(main, params) {
     if (timer) return;
     timer = setTimeout(() => {
       timer = null;
-      const busy = table.contains(document.activeElement) || document.querySelector('dialog[open]');
+      // Reloading would take the focus or a half-typed filter away: offer it instead.
+      const a = document.activeElement;
+      const busy = (a && a !== main && main.contains(a) && a.tagName !== 'A') || document.querySelector('dialog[open]');
       if (!busy) { reload(); return; }
       clear(status).append(h('button', { type: 'button', class: 'small', onclick: reload }, 'New events arrived: show them'));
     }, LIVE_RELOAD_MS);

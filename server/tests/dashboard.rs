@@ -86,10 +86,33 @@ struct Fixture {
     admin: Session,
     driver: Driver,
     total: usize,
+    _feeds: tempfile::TempDir,
+}
+
+/// The default feeds with an updater state: one updated, one failing.
+fn feeds(dir: &std::path::Path) -> spoor_feeds::config::FeedsConfig {
+    let dirs = spoor_feeds::config::BaseDirs {
+        config_dir: dir,
+        state_dir: dir,
+    };
+    let feeds = spoor_feeds::config::RawFeeds::default()
+        .validate(&spoor_core::KeyPath::root().key("feeds"), &dirs)
+        .unwrap();
+    let on: Vec<&str> = feeds.feeds.iter().filter(|f| f.enabled).map(|f| f.name.as_str()).collect();
+    let t = now() / 1_000_000;
+    let state = json!({"version": 1, "feeds": {
+        on[0]: {"url": "https://example.invalid/a", "updated": t - 3600, "checked": t - 600, "trails": 15_234, "failures": 0},
+        on[1]: {"url": "https://example.invalid/b", "updated": t - 3 * 86_400, "checked": t - 600, "trails": 812, "last_error": "HTTP 503 Service Unavailable", "failures": 4},
+    }});
+    std::fs::create_dir_all(&feeds.dir).unwrap();
+    std::fs::write(feeds.dir.join("feeds-state.json"), state.to_string()).unwrap();
+    feeds
 }
 
 async fn fixture() -> Fixture {
-    let run = common::start().await;
+    let feeds_dir = tempfile::tempdir().unwrap();
+    let feeds = feeds(feeds_dir.path());
+    let run = common::start_with(|c| c.feeds = Some(feeds)).await;
     let (s1, s2) = events(now());
     let total = s1.len() + s2.len();
     assert_eq!(run.ingest(TOKEN, &batch("s1", s1)).await.status(), 200);
@@ -102,7 +125,7 @@ async fn fixture() -> Fixture {
         assert_eq!(r.status(), 201, "create {name}");
     }
     let driver = Driver::start().await;
-    Fixture { run, admin, driver, total }
+    Fixture { run, admin, driver, total, _feeds: feeds_dir }
 }
 
 async fn sign_in(b: &Browser, base: &str, user: &str) {
@@ -169,6 +192,25 @@ async fn sign_in_and_the_overview_charts_the_ingested_events() {
     b.wait_until("the overview", "return document.body.dataset.overviewMs").await;
     let shot = b.screenshot("overview").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // Sensors and feeds pages.
+    b.goto(&format!("{}/#/sensors", f.run.base)).await;
+    b.find("#sensors-table").await;
+    assert_eq!(b.texts("#sensors-table tbody th").await, vec!["s1", "s2"]);
+    let s1 = b.text(&b.find("#sensors-table tbody tr").await).await;
+    assert!(s1.contains("1,000") && s1.contains("OK"), "packets and health: {s1}");
+    b.screenshot("sensors").await;
+    b.goto(&format!("{}/#/feeds", f.run.base)).await;
+    b.find("#feeds-table").await;
+    let feeds = b.text(&b.find("#feeds-table").await).await;
+    assert!(feeds.contains("15,234") && feeds.contains("HTTP 503 Service Unavailable (4 failed attempts)"), "{feeds}");
+    b.screenshot("feeds").await;
+
+    // A phone-sized window.
+    b.set_window(390, 844).await;
+    b.goto(&format!("{}/#/", f.run.base)).await;
+    b.wait_until("the overview", "return document.body.dataset.overviewMs").await;
+    b.screenshot("overview-phone").await;
     b.close().await;
 }
 
@@ -182,6 +224,9 @@ async fn filters_narrow_the_events_table() {
     let all = table_trails(&b).await;
     assert_eq!(all.len(), f.total);
     b.screenshot("events").await;
+    b.set_window(390, 844).await;
+    b.screenshot("events-phone").await;
+    b.set_window(1366, 1000).await;
 
     // IP filter (a CIDR): only the scanning source's events.
     let ip = b.find("#f-ip").await;
