@@ -147,6 +147,25 @@ async fn sign_out(b: &Browser) {
     b.find("#login-form").await;
 }
 
+/// Elements sticking out of the window on the right (a phone would scroll sideways);
+/// what scrolls inside its own box (wide tables, the menu) does not count.
+async fn overflowing(b: &Browser) -> serde_json::Value {
+    b.exec(
+        "const w = document.documentElement.clientWidth;
+         const inScroller = (e) => {
+           for (let p = e.parentElement; p && p !== document.body; p = p.parentElement)
+             if (getComputedStyle(p).overflowX !== 'visible') return true;
+           return false;
+         };
+         return [...document.querySelectorAll('body *')]
+           .filter(e => !inScroller(e) && e.getBoundingClientRect().right > w + 1)
+           .map(e => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`)
+           .concat(document.documentElement.scrollWidth > w ? [`page ${document.documentElement.scrollWidth}px > ${w}px`] : []);",
+        json!([]),
+    )
+    .await
+}
+
 /// Rows of the events table once it has loaded.
 async fn table_trails(b: &Browser) -> Vec<String> {
     b.wait_until("the events table", "return document.querySelector('.table-box[aria-busy=false]')").await;
@@ -211,6 +230,7 @@ async fn sign_in_and_the_overview_charts_the_ingested_events() {
     b.goto(&format!("{}/#/", f.run.base)).await;
     b.wait_until("the overview", "return document.body.dataset.overviewMs").await;
     b.screenshot("overview-phone").await;
+    assert_eq!(overflowing(&b).await, json!([]), "the overview fits a phone");
     b.close().await;
 }
 
@@ -225,7 +245,9 @@ async fn filters_narrow_the_events_table() {
     assert_eq!(all.len(), f.total);
     b.screenshot("events").await;
     b.set_window(390, 844).await;
+    table_trails(&b).await;
     b.screenshot("events-phone").await;
+    assert_eq!(overflowing(&b).await, json!([]), "the events page fits a phone");
     b.set_window(1366, 1000).await;
 
     // IP filter (a CIDR): only the scanning source's events.
