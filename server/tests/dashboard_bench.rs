@@ -120,7 +120,10 @@ async fn overview_renders_two_million_events() {
     for _ in 0..RUNS {
         let t = Instant::now();
         let s = admin
-            .get_json(&format!("/api/v1/summary?from={}&to={now}&top=10", now - 86_400_000_000))
+            .get_json(&format!(
+                "/api/v1/summary?from={}&to={now}&top=10",
+                now - 86_400_000_000
+            ))
             .await;
         api.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(s["total"], EVENTS);
@@ -130,18 +133,26 @@ async fn overview_renders_two_million_events() {
     let b = driver.browser(1366, 1000).await;
     b.goto(&format!("{}/", run.base)).await;
     b.type_into(&b.find("#login-user").await, "ana").await;
-    b.type_into(&b.find("#login-password").await, "bench-password-1").await;
-    b.click(&b.find("#login-form button[type=submit]").await).await;
-    b.wait_until("sign-in", "return document.body.dataset.overviewMs").await;
+    b.type_into(&b.find("#login-password").await, "bench-password-1")
+        .await;
+    b.click(&b.find("#login-form button[type=submit]").await)
+        .await;
+    b.wait_until("sign-in", "return document.body.dataset.overviewMs")
+        .await;
     let mut page = Vec::new();
     for _ in 0..RUNS {
         // A fresh page load each time: the time runs from navigation start (the HTML
         // request) to the charts drawn, in the page's own clock.
         b.goto("about:blank").await;
         b.goto(&format!("{}/#/?range=24h", run.base)).await;
-        let ms = b.wait_until("the overview", "return document.body.dataset.overviewMs").await;
+        let ms = b
+            .wait_until("the overview", "return document.body.dataset.overviewMs")
+            .await;
         let ms: f64 = ms.as_str().unwrap().parse().unwrap();
-        let total = b.text(&b.find("#total").await).await.replace([',', '.', ' ', '\u{a0}', '\u{202f}'], "");
+        let total = b
+            .text(&b.find("#total").await)
+            .await
+            .replace([',', '.', ' ', '\u{a0}', '\u{202f}'], "");
         assert_eq!(total, EVENTS.to_string());
         assert!(b.count("[data-chart=severity-over-time] .bucket").await > 90);
         page.push(ms);
@@ -155,5 +166,7 @@ async fn overview_renders_two_million_events() {
     let (a0, a1, a2) = med(&mut api);
     let (p0, p1, p2) = med(&mut page);
     eprintln!("summary API, {RUNS} runs: min {a0:.0} ms, median {a1:.0} ms, max {a2:.0} ms");
-    eprintln!("overview in the browser (navigation start → charts drawn), {RUNS} runs: min {p0:.0} ms, median {p1:.0} ms, max {p2:.0} ms");
+    eprintln!(
+        "overview in the browser (navigation start → charts drawn), {RUNS} runs: min {p0:.0} ms, median {p1:.0} ms, max {p2:.0} ms"
+    );
 }

@@ -19,7 +19,8 @@ const DRIVER_START: Duration = Duration::from_secs(20);
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 fn chromedriver_path() -> PathBuf {
-    std::env::var_os("CHROMEDRIVER").map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from)
+    std::env::var_os("CHROMEDRIVER")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from)
 }
 
 fn chromium_path() -> PathBuf {
@@ -42,7 +43,11 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Driver {
@@ -51,12 +56,19 @@ impl Driver {
     pub async fn start() -> Driver {
         let driver = chromedriver_path();
         let browser = chromium_path();
-        for (what, path, pkg) in [("chromedriver", &driver, "chromium-driver"), ("Chromium", &browser, "chromium")] {
+        for (what, path, pkg) in [
+            ("chromedriver", &driver, "chromium-driver"),
+            ("Chromium", &browser, "chromium"),
+        ] {
             assert!(
                 path.is_file(),
                 "{what} not found at {} : install the Debian package `{pkg}` (as .ci/run does) or set {} to its path",
                 path.display(),
-                if what == "Chromium" { "CHROMIUM" } else { "CHROMEDRIVER" }
+                if what == "Chromium" {
+                    "CHROMIUM"
+                } else {
+                    "CHROMEDRIVER"
+                }
             );
         }
         let port = free_port();
@@ -82,7 +94,10 @@ impl Driver {
             {
                 break;
             }
-            assert!(start.elapsed() < DRIVER_START, "chromedriver did not become ready within {DRIVER_START:?}");
+            assert!(
+                start.elapsed() < DRIVER_START,
+                "chromedriver did not become ready within {DRIVER_START:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         d
@@ -142,7 +157,12 @@ pub struct Browser {
 pub struct El(String);
 
 impl Browser {
-    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    async fn cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
@@ -153,7 +173,10 @@ impl Browser {
         if ok {
             Ok(v["value"].clone())
         } else {
-            Err(format!("{}: {}", v["value"]["error"], v["value"]["message"]))
+            Err(format!(
+                "{}: {}",
+                v["value"]["error"], v["value"]["message"]
+            ))
         }
     }
 
@@ -166,11 +189,19 @@ impl Browser {
     }
 
     pub async fn url(&self) -> String {
-        self.cmd(reqwest::Method::GET, "/url", None).await.unwrap().as_str().unwrap().to_string()
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     pub async fn try_find(&self, css: &str) -> Option<El> {
-        let v = self.post("/element", json!({"using": "css selector", "value": css})).await.ok()?;
+        let v = self
+            .post("/element", json!({"using": "css selector", "value": css}))
+            .await
+            .ok()?;
         Some(El(v[ELEMENT_KEY].as_str()?.to_string()))
     }
 
@@ -180,7 +211,11 @@ impl Browser {
             .await
             .unwrap_or(Value::Null);
         v.as_array()
-            .map(|a| a.iter().filter_map(|e| e[ELEMENT_KEY].as_str().map(|s| El(s.to_string()))).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e[ELEMENT_KEY].as_str().map(|s| El(s.to_string())))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -205,9 +240,8 @@ impl Browser {
         let start = Instant::now();
         loop {
             let v = self.exec(script, json!([])).await;
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("");
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
             if truthy {
                 return v;
             }
@@ -226,32 +260,45 @@ impl Browser {
     }
 
     pub async fn page_text(&self) -> String {
-        self.exec("return document.body ? document.body.innerText : ''", json!([]))
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        self.exec(
+            "return document.body ? document.body.innerText : ''",
+            json!([]),
+        )
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_string()
     }
 
     pub async fn click(&self, e: &El) {
-        self.post(&format!("/element/{}/click", e.0), json!({})).await.unwrap();
+        self.post(&format!("/element/{}/click", e.0), json!({}))
+            .await
+            .unwrap();
     }
 
     pub async fn clear(&self, e: &El) {
-        self.post(&format!("/element/{}/clear", e.0), json!({})).await.unwrap();
+        self.post(&format!("/element/{}/clear", e.0), json!({}))
+            .await
+            .unwrap();
     }
 
     pub async fn type_into(&self, e: &El, text: &str) {
-        self.post(&format!("/element/{}/value", e.0), json!({"text": text})).await.unwrap();
+        self.post(&format!("/element/{}/value", e.0), json!({"text": text}))
+            .await
+            .unwrap();
     }
 
     pub async fn text(&self, e: &El) -> String {
-        self.cmd(reqwest::Method::GET, &format!("/element/{}/text", e.0), None)
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        self.cmd(
+            reqwest::Method::GET,
+            &format!("/element/{}/text", e.0),
+            None,
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_string()
     }
 
     /// Texts of every element matching `css`, read in one script.
@@ -259,19 +306,29 @@ impl Browser {
         let v = self
             .exec("return [...document.querySelectorAll(arguments[0])].map(e => e.textContent.trim())", json!([css]))
             .await;
-        v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
     }
 
     pub async fn count(&self, css: &str) -> usize {
-        self.exec("return document.querySelectorAll(arguments[0]).length", json!([css]))
-            .await
-            .as_u64()
-            .unwrap() as usize
+        self.exec(
+            "return document.querySelectorAll(arguments[0]).length",
+            json!([css]),
+        )
+        .await
+        .as_u64()
+        .unwrap() as usize
     }
 
     /// Save a PNG of the viewport under `target/screenshots/`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
-        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await.unwrap();
+        let b64 = self
+            .cmd(reqwest::Method::GET, "/screenshot", None)
+            .await
+            .unwrap();
         let png = base64_decode(b64.as_str().unwrap());
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
@@ -281,7 +338,9 @@ impl Browser {
     }
 
     pub async fn set_window(&self, width: u32, height: u32) {
-        self.post("/window/rect", json!({"width": width, "height": height})).await.unwrap();
+        self.post("/window/rect", json!({"width": width, "height": height}))
+            .await
+            .unwrap();
     }
 
     pub async fn close(self) {
@@ -291,7 +350,10 @@ impl Browser {
 
 /// `target/screenshots/` of the target dir in use (CARGO_TARGET_DIR aware).
 pub fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots")
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("screenshots")
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
@@ -305,7 +367,10 @@ fn base64_decode(s: &str) -> Vec<u8> {
             _ => panic!("not base64: {c}"),
         }
     };
-    let bytes: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=').collect();
+    let bytes: Vec<u8> = s
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let mut n = 0u32;
