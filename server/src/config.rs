@@ -284,6 +284,9 @@ pub struct ServerConfig {
     pub fail2ban: Fail2ban,
     pub sensors: Vec<SensorAuth>,
     pub webhooks: Vec<Webhook>,
+    /// The feeds the dashboard's feeds page reports on (not part of `[server]`: the
+    /// binary passes its `[feeds]` section). None: the feeds page says so.
+    pub feeds: Option<spoor_feeds::config::FeedsConfig>,
 }
 
 /// How the listener speaks.
@@ -532,6 +535,7 @@ impl RawServer {
             },
             sensors,
             webhooks,
+            feeds: None,
         })
     }
 }

@@ -7,6 +7,7 @@
 //! - [`webhook`]: delivery of new events to webhooks
 //! - [`tls`]: the listener's certificate
 //! - [`config`]: the `[server]` config section
+//! - [`dashboard`]: the web pages (embedded files) and the feeds' status
 //!
 //! [`Server::start`] opens the store, makes the first admin if there is none, and serves
 //! until [`Server::stop`]. Events flow: `POST /api/v1/events` → checks → (pseudonyms) →
@@ -16,6 +17,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod metrics;
 pub mod privacy;
 pub mod store;

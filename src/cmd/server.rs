@@ -82,6 +82,13 @@ fn announce(server: &Server) {
     let _ = std::io::stdout().flush();
 }
 
+/// The `[server]` section plus what the dashboard's feeds page reads (`[feeds]`).
+fn server_config(config: &Config) -> spoor_server::config::ServerConfig {
+    let mut c = config.server.clone();
+    c.feeds = Some(config.feeds.clone());
+    c
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {}
 
@@ -90,7 +97,7 @@ pub(crate) fn run_server(ctx: &Context, _args: ServerArgs) -> anyhow::Result<Exi
     install_signal_handlers();
     let rt = runtime()?;
     rt.block_on(async {
-        let server = Server::start(config.server.clone())
+        let server = Server::start(server_config(&config))
             .await
             .context("cannot start the server")?;
         announce(&server);
@@ -257,7 +264,7 @@ pub(crate) fn run_up(ctx: &Context, args: UpArgs) -> anyhow::Result<ExitCode> {
     install_signal_handlers();
     let rt = runtime()?;
     let server = rt
-        .block_on(Server::start(config.server.clone()))
+        .block_on(Server::start(server_config(&config)))
         .context("cannot start the server")?;
     announce(&server);
     let server = Arc::new(server);

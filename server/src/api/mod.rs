@@ -216,6 +216,9 @@ async fn route(state: &Arc<AppState>, req: Req) -> Answer {
         (true, Method::PUT, ["users", name], _) => users::update(state, &req, name).await,
         (true, Method::DELETE, ["users", name], _) => users::delete(state, &req, name).await,
         (true, Method::GET, ["audit"], _) => users::audit(state, &req).await,
+        (true, Method::GET, ["feeds"], _) => crate::dashboard::feeds::list(state, &req).await,
+        (false, Method::GET, _, _) => crate::dashboard::page(&req.path)
+            .ok_or_else(|| ApiError::not_found(format!("no page {}", req.path))),
         _ => Err(ApiError::not_found(format!(
             "no endpoint {} {}",
             req.method, req.path
