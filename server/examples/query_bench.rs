@@ -37,7 +37,7 @@ fn event(seq: u64, rng: &mut Rng) -> Event {
     let r = rng.next();
     let t = DAY0 + (r % DAY as u64) as i64;
     let skew = |x: u64, n: u64| {
-        if x % 4 == 0 {
+        if x.is_multiple_of(4) {
             x % (n / 50).max(1)
         } else {
             x % n

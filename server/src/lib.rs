@@ -79,7 +79,7 @@ pub fn db_path(config: &ServerConfig) -> PathBuf {
 /// Make the first admin with a random password when there are no users; returns the
 /// password (to be shown once; only its hash is stored).
 pub fn ensure_admin(store: &Store) -> Result<Option<String>, store::StoreError> {
-    let none = store.read_blocking(|c| store::users::count_users(c))? == 0;
+    let none = store.read_blocking(store::users::count_users)? == 0;
     if !none {
         return Ok(None);
     }

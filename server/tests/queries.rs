@@ -131,9 +131,7 @@ async fn summaries_and_searches_agree_with_the_events() {
     assert_eq!(d["triage"]["status"], "investigating");
     assert_eq!(d["triage"]["notes"][0]["text"], "looking");
     let p = s
-        .get_json(&format!(
-            "/api/v1/events?status=investigating&include_hidden=1&include_suppressed=1"
-        ))
+        .get_json("/api/v1/events?status=investigating&include_hidden=1&include_suppressed=1")
         .await;
     assert_eq!(p["events"].as_array().unwrap().len(), 1);
 

@@ -32,7 +32,7 @@ pub async fn metrics(state: &Arc<AppState>, req: &Req) -> Answer {
             "this address may not read /metrics (see [server] metrics_allow)",
         ));
     }
-    let db = state.store.read(|c| used_bytes(c)).await.ok();
+    let db = state.store.read(used_bytes).await.ok();
     text(state.metrics.render(db))
 }
 
@@ -78,5 +78,5 @@ pub async fn fail2ban(state: &Arc<AppState>, req: &Req) -> Answer {
 
 pub async fn sensors(state: &Arc<AppState>, req: &Req) -> Answer {
     authenticate(state, req, Role::Viewer).await?;
-    json(&state.store.read(|c| sensors::list(c)).await?)
+    json(&state.store.read(sensors::list).await?)
 }

@@ -26,7 +26,7 @@ pub struct Authed {
 impl Authed {
     /// What this user may see: their scope and the team's triage rules.
     pub async fn visibility(&self, state: &AppState) -> Result<Visibility, ApiError> {
-        let rules = state.store.read(|c| triage::load_rules(c)).await?;
+        let rules = state.store.read(triage::load_rules).await?;
         Ok(Visibility {
             scope: self.user.scope.clone(),
             rules,

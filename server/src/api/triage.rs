@@ -16,7 +16,7 @@ use crate::store::users::Role;
 
 pub async fn list_suppressions(state: &Arc<AppState>, req: &Req) -> Answer {
     authenticate(state, req, Role::Viewer).await?;
-    json(&state.store.read(|c| triage::list_suppressions(c)).await?)
+    json(&state.store.read(triage::list_suppressions).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,7 +71,7 @@ pub async fn delete_suppression(state: &Arc<AppState>, req: &Req, id: &str) -> A
 
 pub async fn list_hidden(state: &Arc<AppState>, req: &Req) -> Answer {
     authenticate(state, req, Role::Viewer).await?;
-    json(&state.store.read(|c| triage::list_hidden(c)).await?)
+    json(&state.store.read(triage::list_hidden).await?)
 }
 
 #[derive(Debug, Deserialize)]

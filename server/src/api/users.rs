@@ -16,7 +16,7 @@ use crate::store::{StoreError, audit};
 
 pub async fn list(state: &Arc<AppState>, req: &Req) -> Answer {
     authenticate(state, req, Role::Admin).await?;
-    json(&state.store.read(|c| users::list_users(c)).await?)
+    json(&state.store.read(users::list_users).await?)
 }
 
 #[derive(Debug, Deserialize)]
