@@ -265,7 +265,10 @@ impl ContentHeuristics {
             .unwrap_or_default();
         let agent = self
             .agents
-            .classify(req.user_agent, &host, req.uri, facts.dst, &self.config);
+            .classify(req.user_agent, &host, req.uri, facts.dst, &self.config)
+            // A head cut short (a segment lost, a reassembly stream refused) may hold its
+            // User-Agent further on: only a whole head can be missing one.
+            .filter(|v| req.complete || v.heuristic != Heuristic::MissingUserAgent);
         (class, agent)
     }
 
