@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use spoor_core::{
     Context, DnsContext, Event, EventId, EventKind, HeuristicContext, HttpContext, Micros, Proto,
-    TlsContext,
+    Severity, TlsContext,
 };
 use spoor_feeds::TrailHandle;
 use spoor_feeds::store::{Matched, TrailHit, TrailStore};
@@ -986,34 +986,23 @@ impl Detector {
                 qtype: f.qtype.unwrap_or_default(),
                 rcode: f.rcode,
             });
-            found.push(Event {
-                id: self.ids.next(),
-                time: p.ts,
-                sensor: self.sensor.clone(),
-                src: p.src,
-                src_port: (p.src_port != 0).then_some(p.src_port),
-                dst: p.dst,
-                dst_port: (p.dst_port != 0).then_some(p.dst_port),
-                proto: p.proto,
-                kind: EventKind::Heuristic,
-                trail: f.trail,
-                info: f.info.to_string(),
-                reference: "(heuristic)".to_string(),
-                severity: f.severity,
-                offender: Some(f.offender),
-                answers: Vec::new(),
-                count: 1,
-                first_seen: p.ts,
-                last_seen: p.ts,
-                context: Context {
-                    dns,
-                    heuristic: Some(HeuristicContext {
-                        name: f.name.to_string(),
-                        reason: f.reason,
-                    }),
-                    ..Context::default()
-                },
-            });
+            let context = Context {
+                dns,
+                heuristic: Some(HeuristicContext {
+                    name: f.name.to_string(),
+                    reason: f.reason,
+                }),
+                ..Context::default()
+            };
+            let event = self.heuristic_finding(
+                p,
+                f.trail,
+                f.info.to_string(),
+                f.severity,
+                f.offender,
+                context,
+            );
+            found.push(event);
         }
     }
 
@@ -1039,6 +1028,20 @@ impl Detector {
             name: v.heuristic.name().to_string(),
             reason: v.reason,
         });
+        self.heuristic_finding(p, v.trail, v.info, severity, offender, context)
+    }
+
+    /// One heuristic event on this packet (counting or content heuristic alike); `context`
+    /// carries the protocol facts and the heuristic's name and evidence.
+    fn heuristic_finding(
+        &mut self,
+        p: &PacketView<'_>,
+        trail: String,
+        info: String,
+        severity: Severity,
+        offender: IpAddr,
+        context: Context,
+    ) -> Event {
         Event {
             id: self.ids.next(),
             time: p.ts,
@@ -1049,8 +1052,8 @@ impl Detector {
             dst_port: (p.dst_port != 0).then_some(p.dst_port),
             proto: p.proto,
             kind: EventKind::Heuristic,
-            trail: v.trail,
-            info: v.info,
+            trail,
+            info,
             reference: HEURISTIC_REFERENCE.to_string(),
             severity,
             offender: Some(offender),
