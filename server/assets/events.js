@@ -1,5 +1,6 @@
 // The events table: filters (kept in the URL, so a filtered view can be bookmarked or
-// shared), keyset pages from the server (newest first), sorting of the loaded page,
+// shared), keyset pages from the server in the chosen order (the server sorts everything
+// that matches, newest first by default),
 // export of everything matching, and triage per row. Live: the first page reloads when
 // new events arrive, unless the user is working on the page (then a button offers the
 // reload).
@@ -14,16 +15,17 @@ const LIVE_RELOAD_MS = 1000;
 /** Filter parameters passed to the API as they are. */
 const FILTERS = ['severity', 'kind', 'sensor', 'ip', 'trail', 'q', 'status'];
 
+/** Columns; `sort` marks the ones the server can order by (its `sort` parameter). */
 const COLUMNS = [
-  { key: 'time', label: 'Time', value: (e) => e.event.time },
-  { key: 'severity', label: 'Severity', value: (e) => ({ high: 2, medium: 1, low: 0 })[e.event.severity] },
-  { key: 'sensor', label: 'Sensor', value: (e) => e.event.sensor, cls: 'opt' },
-  { key: 'src', label: 'Source', value: (e) => e.event.src },
-  { key: 'dst', label: 'Destination', value: (e) => e.event.dst },
-  { key: 'kind', label: 'Kind', value: (e) => e.event.kind, cls: 'opt' },
-  { key: 'trail', label: 'Trail', value: (e) => e.event.trail },
-  { key: 'info', label: 'Info', value: (e) => e.event.info, cls: 'opt' },
-  { key: 'status', label: 'Status', value: (e) => e.status },
+  { key: 'time', label: 'Time', sort: true, first: 'desc' },
+  { key: 'severity', label: 'Severity', sort: true, first: 'desc' },
+  { key: 'sensor', label: 'Sensor', sort: true, cls: 'opt' },
+  { key: 'src', label: 'Source', sort: true },
+  { key: 'dst', label: 'Destination', sort: true },
+  { key: 'kind', label: 'Kind', sort: true, cls: 'opt' },
+  { key: 'trail', label: 'Trail', sort: true },
+  { key: 'info', label: 'Info', cls: 'opt' },
+  { key: 'status', label: 'Status' },
 ];
 
 /** The API query for the filters in `params` (the range resolved to µs). */
@@ -79,32 +81,31 @@ function filterForm(params) {
   return form;
 }
 
-function sortRows(hits, params) {
-  const col = COLUMNS.find((c) => c.key === params.get('sort'));
-  if (!col) return hits;
-  const dir = params.get('dir') === 'asc' ? 1 : -1;
-  return [...hits].sort((a, b) => {
-    const x = col.value(a);
-    const y = col.value(b);
-    return (x < y ? -1 : x > y ? 1 : 0) * dir;
-  });
+/** The order in the URL, as the API's `sort` and `dir` (defaults: newest first). */
+function sortOf(params) {
+  const col = COLUMNS.find((c) => c.sort && c.key === params.get('sort')) || COLUMNS[0];
+  const dir = ['asc', 'desc'].includes(params.get('dir')) ? params.get('dir') : (col.first || 'asc');
+  return { col, dir };
 }
 
 function headerCell(col, params) {
-  const active = (params.get('sort') || 'time') === col.key;
-  const dir = active ? (params.get('dir') || (col.key === 'time' ? 'desc' : 'asc')) : null;
-  const next = active && dir === 'asc' ? 'desc' : 'asc';
+  if (!col.sort) return h('th', { scope: 'col', class: col.cls }, col.label);
+  const cur = sortOf(params);
+  const active = cur.col === col;
+  const next = active ? (cur.dir === 'asc' ? 'desc' : 'asc') : (col.first || 'asc');
   const button = h('button', {
     type: 'button', class: 'sort',
-    title: `Sort this page by ${col.label.toLowerCase()}`,
+    title: `Sort all matching events by ${col.label.toLowerCase()}`,
     onclick: () => {
       const p = new URLSearchParams(params);
       p.set('sort', col.key);
       p.set('dir', next);
+      // A cursor belongs to one order: start again from the first page.
+      p.delete('cursor'); p.delete('prev');
       navigate('/events', p);
     },
-  }, col.label, active ? (dir === 'asc' ? ' ▲' : ' ▼') : '');
-  return h('th', { scope: 'col', class: col.cls, 'aria-sort': active ? (dir === 'asc' ? 'ascending' : 'descending') : null }, button);
+  }, col.label, active ? (cur.dir === 'asc' ? ' ▲' : ' ▼') : '');
+  return h('th', { scope: 'col', class: col.cls, 'aria-sort': active ? (cur.dir === 'asc' ? 'ascending' : 'descending') : null }, button);
 }
 
 function row(hit, reload) {
@@ -147,18 +148,19 @@ export async function render(main, params) {
   main.append(head, filterForm(params), status, tableBox);
 
   const reload = () => navigate('/events', params);
+  const order = sortOf(params);
   let page;
   try {
-    page = await get(`/events${qs({ ...filter, limit, cursor })}`);
+    page = await get(`/events${qs({ ...filter, limit, cursor, sort: order.col.key, dir: order.dir })}`);
   } catch (e) {
     tableBox.append(notice(`The events could not be loaded: ${e.message}`, 'error'));
     tableBox.setAttribute('aria-busy', 'false');
     return null;
   }
-  const hits = sortRows(page.events, params);
+  const hits = page.events;
   const cols = [...COLUMNS.slice(0, -1)];
   const table = h('table', { class: 'events', id: 'events-table' },
-    h('caption', { class: 'sr-only' }, 'Events, newest first'),
+    h('caption', { class: 'sr-only' }, `Events by ${order.col.label.toLowerCase()}, ${order.dir === 'asc' ? 'ascending' : 'descending'}`),
     h('thead', {}, h('tr', {}, cols.map((c) => headerCell(c, params)), headerCell(COLUMNS.at(-1), params),
       canTriage() ? h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')) : null)),
     h('tbody', {}, hits.map((hit) => row(hit, reload))));
@@ -170,14 +172,14 @@ export async function render(main, params) {
       if (c) p.set('cursor', c); else p.delete('cursor');
       if (back.length) p.set('prev', back.join(',')); else p.delete('prev');
       go(p);
-    } }, '← Newer'),
+    } }, '← Previous'),
     h('span', {}, `Page ${prev.length + (cursor ? 2 : 1)}`),
     h('button', { type: 'button', id: 'older', disabled: !page.next, onclick: () => {
       const p = new URLSearchParams(params);
       p.set('prev', [...prev, cursor || ''].join(','));
       p.set('cursor', page.next);
       go(p);
-    } }, 'Older →'),
+    } }, 'Next →'),
     h('label', { for: 'page-size' }, 'Per page'),
     h('select', { id: 'page-size', onchange: (e) => {
       const p = new URLSearchParams(params);
@@ -186,8 +188,7 @@ export async function render(main, params) {
       go(p);
     } }, PAGE_SIZES.map((n) => h('option', { value: n, selected: n === limit }, n))));
   const tools = h('div', { class: 'table-tools' },
-    h('span', { id: 'shown' }, hits.length ? `${num(hits.length)} events on this page${page.next ? ', more on older pages' : ''}` : 'No events match.'),
-    params.get('sort') && params.get('sort') !== 'time' ? h('span', { class: 'muted' }, ' · sorted within this page') : null,
+    h('span', { id: 'shown' }, hits.length ? `${num(hits.length)} events on this page${page.next ? ', more on the next pages' : ''}` : 'No events match.'),
     canTriage() ? h('span', { class: 'export' }, 'Export all matching: ',
       h('a', { href: exportHref('csv'), download: 'spoor-events.csv', id: 'export-csv' }, 'CSV'), ' · ',
       h('a', { href: exportHref('json'), download: 'spoor-events.json', id: 'export-json' }, 'JSON')) : null);

@@ -419,7 +419,7 @@ async fn filters_narrow_the_events_table() {
         .await;
     assert_eq!(older_disabled, json!(true), "one page only");
 
-    // Sorting the page by source puts 10.0.0.5 first.
+    // Sorting by source (the server orders every matching event) puts 10.0.0.5 first.
     b.click(&b.find("#reset-filters").await).await;
     b.wait_until("reset", "return !location.hash.includes('sensor=')")
         .await;

@@ -1,6 +1,7 @@
 //! Events for the dashboard: search (keyset pages), export (CSV or JSON, audited),
 //! one event with its triage, and setting an event's status or adding a note.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use super::session::authenticate;
 use super::{Answer, ApiError, AppState, Req, json};
 use crate::metrics::inc;
 use crate::store::audit;
-use crate::store::search::{self, Cursor, DEFAULT_PAGE};
+use crate::store::search::{self, Cursor, DEFAULT_PAGE, Sort, SortKey};
 use crate::store::triage::{self, TriageStatus};
 use crate::store::users::Role;
 
@@ -24,7 +25,7 @@ fn parse_id(id: &str) -> Result<[u8; 16], ApiError> {
 pub async fn search(state: &Arc<AppState>, req: &Req) -> Answer {
     let a = authenticate(state, req, Role::Viewer).await?;
     let mut keys = FILTER_KEYS.to_vec();
-    keys.extend(["limit", "cursor"]);
+    keys.extend(["limit", "cursor", "sort", "dir"]);
     let m = query::params(req.params()?, &keys)?;
     let filter = query::filter(&m)?;
     let limit = query::number(&m, "limit")?.unwrap_or(DEFAULT_PAGE as i64);
@@ -34,19 +35,49 @@ pub async fn search(state: &Arc<AppState>, req: &Req) -> Answer {
             format!("`limit` must be 1..={}", search::MAX_PAGE),
         ));
     }
+    let sort = sort_param(&m)?;
     let cursor = query::one(&m, "cursor")?
         .map(|c| {
-            Cursor::decode(c).ok_or_else(|| {
-                ApiError::bad_request("bad_parameter", "`cursor` is not one this server gave out")
+            Cursor::decode(c, sort.key).ok_or_else(|| {
+                ApiError::bad_request(
+                    "bad_parameter",
+                    "`cursor` is not one this server gave out for this `sort`",
+                )
             })
         })
         .transpose()?;
     let vis = a.visibility(state).await?;
     let page = state
         .store
-        .read(move |c| search::search(c, &filter, &vis, limit as usize, cursor))
+        .read(move |c| search::search(c, &filter, &vis, limit as usize, sort, cursor))
         .await?;
     json(&page)
+}
+
+/// `sort` (a column, default time) and `dir` (`asc` or `desc`; default descending for time
+/// and severity, so newest and worst come first, ascending for the others).
+fn sort_param(m: &HashMap<String, Vec<String>>) -> Result<Sort, ApiError> {
+    let key = match query::one(m, "sort")? {
+        None => SortKey::Time,
+        Some(s) => SortKey::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "bad_parameter",
+                format!("`sort={s}`: use one of {}", SortKey::NAMES.join(", ")),
+            )
+        })?,
+    };
+    let descending = match query::one(m, "dir")? {
+        None => matches!(key, SortKey::Time | SortKey::Severity),
+        Some("desc") => true,
+        Some("asc") => false,
+        Some(d) => {
+            return Err(ApiError::bad_request(
+                "bad_parameter",
+                format!("`dir={d}`: use asc or desc"),
+            ));
+        }
+    };
+    Ok(Sort { key, descending })
 }
 
 /// CSV columns of an export.

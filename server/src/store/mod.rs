@@ -8,6 +8,7 @@
 //! [`retention`].
 
 pub mod audit;
+mod checkpoint;
 pub mod codec;
 pub mod retention;
 pub mod schema;
@@ -19,6 +20,7 @@ pub mod users;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -74,6 +76,14 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     writer: writer::WriterHandle,
     live: broadcast::Sender<Arc<Event>>,
+    /// Stops the checkpoint thread.
+    stop_checkpoints: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_checkpoints.store(true, Ordering::Relaxed);
+    }
 }
 
 fn configure(conn: &Connection, cache_kib: i64) -> Result<(), rusqlite::Error> {
@@ -99,7 +109,14 @@ impl Store {
         // promises); a power cut may lose the last commits, never corrupt the file.
         conn.pragma_update(None, "synchronous", "normal")?;
         configure(&conn, WRITER_CACHE_KIB)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+        )?;
         schema::migrate(&mut conn)?;
+        let stop_checkpoints = Arc::new(AtomicBool::new(false));
+        checkpoint::start(path, Arc::clone(&stop_checkpoints))?;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let writer = writer::start(conn, live.clone());
         Ok(Store {
@@ -108,6 +125,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 writer,
                 live,
+                stop_checkpoints,
             }),
         })
     }
@@ -198,6 +216,7 @@ impl Store {
 
     /// Ask the writer to finish what it has and stop; waits for it.
     pub fn close(&self) {
+        self.inner.stop_checkpoints.store(true, Ordering::Relaxed);
         self.inner.writer.close();
     }
 }

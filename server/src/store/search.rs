@@ -1,5 +1,5 @@
-//! Event search: filters → one SQL `WHERE`, newest first, keyset pagination on
-//! `(time, rowid)` so page 1000 costs what page 1 costs.
+//! Event search: filters → one SQL `WHERE`, in a chosen order (newest first by default),
+//! keyset pagination on `(column, time, rowid)` so page 1000 costs what page 1 costs.
 //!
 //! What a user may see ([`Visibility`]: their network scope, the team's suppressions and
 //! hidden trails) is added to every query here, so no endpoint can forget it.
@@ -223,24 +223,144 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-/// Where a page ends: the next page starts after it.
+/// The column a search is ordered by. Every order ends with `(time, rowid)`, so it is
+/// total and keyset pagination works for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Time,
+    Severity,
+    Sensor,
+    Src,
+    Dst,
+    Kind,
+    Trail,
+}
+
+impl SortKey {
+    pub const NAMES: &[&str] = &["time", "severity", "sensor", "src", "dst", "kind", "trail"];
+
+    pub fn parse(s: &str) -> Option<SortKey> {
+        Some(match s {
+            "time" => SortKey::Time,
+            "severity" => SortKey::Severity,
+            "sensor" => SortKey::Sensor,
+            "src" => SortKey::Src,
+            "dst" => SortKey::Dst,
+            "kind" => SortKey::Kind,
+            "trail" => SortKey::Trail,
+            _ => return None,
+        })
+    }
+
+    /// The column in `events`; None for time (already the tie-breaker).
+    fn column(self) -> Option<&'static str> {
+        match self {
+            SortKey::Time => None,
+            SortKey::Severity => Some("severity"),
+            SortKey::Sensor => Some("sensor"),
+            SortKey::Src => Some("src"),
+            SortKey::Dst => Some("dst"),
+            SortKey::Kind => Some("kind"),
+            SortKey::Trail => Some("trail"),
+        }
+    }
+}
+
+/// A search order: newest first unless asked otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub key: SortKey,
+    pub descending: bool,
+}
+
+impl Default for Sort {
+    fn default() -> Sort {
+        Sort {
+            key: SortKey::Time,
+            descending: true,
+        }
+    }
+}
+
+/// The sort column's value in the last row of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    Integer(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Where a page ends: the next page starts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub time: i64,
     pub rowid: i64,
+    /// The sort column's value (None when sorted by time).
+    pub key: Option<SortValue>,
 }
 
 impl Cursor {
+    /// `time.rowid` when sorted by time; `time.rowid.TYPE HEX` otherwise (`i` integer,
+    /// `t` UTF-8 text, `b` bytes), so any value survives a URL.
     pub fn encode(self) -> String {
-        format!("{}.{}", self.time, self.rowid)
+        let mut out = format!("{}.{}", self.time, self.rowid);
+        let (tag, bytes) = match &self.key {
+            None => return out,
+            Some(SortValue::Integer(i)) => {
+                let _ = write!(out, ".i{i}");
+                return out;
+            }
+            Some(SortValue::Text(t)) => ('t', t.as_bytes()),
+            Some(SortValue::Blob(b)) => ('b', b.as_slice()),
+        };
+        out.push('.');
+        out.push(tag);
+        for b in bytes {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
     }
-    pub fn decode(s: &str) -> Option<Cursor> {
-        let (t, r) = s.split_once('.')?;
-        Some(Cursor {
-            time: t.parse().ok()?,
-            rowid: r.parse().ok()?,
-        })
+
+    /// The cursor a page sorted by `key` gave out, or None for anything else.
+    pub fn decode(s: &str, key: SortKey) -> Option<Cursor> {
+        let mut parts = s.splitn(3, '.');
+        let time = parts.next()?.parse().ok()?;
+        let rowid = parts.next()?.parse().ok()?;
+        let value = parts.next();
+        let key = match (key, value) {
+            (SortKey::Time, None) => None,
+            (SortKey::Time, Some(_)) | (_, None) => return None,
+            (k, Some(v)) => {
+                let (tag, rest) = v.split_at_checked(1)?;
+                let value = match tag {
+                    "i" => SortValue::Integer(rest.parse().ok()?),
+                    "t" => SortValue::Text(String::from_utf8(unhex(rest)?).ok()?),
+                    "b" => SortValue::Blob(unhex(rest)?),
+                    _ => return None,
+                };
+                let expected = match k {
+                    SortKey::Severity => matches!(value, SortValue::Integer(_)),
+                    SortKey::Src | SortKey::Dst => matches!(value, SortValue::Blob(_)),
+                    _ => matches!(value, SortValue::Text(_)),
+                };
+                if !expected {
+                    return None;
+                }
+                Some(value)
+            }
+        };
+        Some(Cursor { time, rowid, key })
     }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// One search result.
@@ -259,27 +379,48 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// One page, newest first.
+/// One page in `sort` order.
 pub fn search(
     conn: &Connection,
     filter: &EventFilter,
     vis: &Visibility,
     limit: usize,
+    sort: Sort,
     cursor: Option<Cursor>,
 ) -> Result<Page, StoreError> {
     let limit = limit.clamp(1, MAX_PAGE);
     let mut w = Where::from_filter(filter, vis);
+    let column = sort.key.column();
+    let (dir, cmp) = if sort.descending {
+        ("DESC", "<")
+    } else {
+        ("ASC", ">")
+    };
     if let Some(c) = cursor {
         let t = w.param(c.time);
-        let t2 = w.param(c.time);
         let r = w.param(c.rowid);
-        w.push(format!("(time < {t} OR (time = {t2} AND rowid < {r}))"));
+        match (column, c.key) {
+            (Some(col), Some(v)) => {
+                let v = w.param(match v {
+                    SortValue::Integer(i) => Value::Integer(i),
+                    SortValue::Text(s) => Value::Text(s),
+                    SortValue::Blob(b) => Value::Blob(b),
+                });
+                w.push(format!("({col}, time, rowid) {cmp} ({v}, {t}, {r})"));
+            }
+            _ => w.push(format!("(time, rowid) {cmp} ({t}, {r})")),
+        }
     }
+    let order = match column {
+        Some(col) => format!("{col} {dir}, time {dir}, rowid {dir}"),
+        None => format!("time {dir}, rowid {dir}"),
+    };
     let mut sql = String::new();
     let _ = write!(
         sql,
-        "SELECT rowid, time, body, COALESCE((SELECT status FROM triage WHERE triage.event_id = events.id), 'new')
-         FROM events WHERE {} ORDER BY time DESC, rowid DESC LIMIT {}",
+        "SELECT rowid, time, body, COALESCE((SELECT status FROM triage WHERE triage.event_id = events.id), 'new'), {}
+         FROM events WHERE {} ORDER BY {order} LIMIT {}",
+        column.unwrap_or("NULL"),
         w.sql(),
         limit + 1
     );
@@ -297,7 +438,13 @@ pub fn search(
         let time: i64 = row.get(1)?;
         let body: String = row.get(2)?;
         let status: String = row.get(3)?;
-        last = Some(Cursor { time, rowid });
+        let key = match row.get::<_, Value>(4)? {
+            Value::Integer(i) => Some(SortValue::Integer(i)),
+            Value::Text(t) => Some(SortValue::Text(t)),
+            Value::Blob(b) => Some(SortValue::Blob(b)),
+            _ => None,
+        };
+        last = Some(Cursor { time, rowid, key });
         events.push(Hit {
             event: serde_json::from_str(&body)
                 .map_err(|e| StoreError::Invalid(format!("stored event is not JSON: {e}")))?,
