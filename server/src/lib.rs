@@ -74,6 +74,8 @@ pub enum ServerError {
     },
     #[error("the token file of sensor `{sensor}` ({path}) is empty")]
     EmptyToken { sensor: String, path: PathBuf },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
     #[error("cannot open the decisions ledger in {path}: {source}")]
     Ledger {
         path: PathBuf,
@@ -212,6 +214,14 @@ impl Server {
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(retention_loop(Arc::clone(&state), stopped.clone()));
+        if let Some(r) = &state.responders {
+            respond::tasks::start_policy(r, &store, &metrics).map_err(ServerError::Thread)?;
+            tokio::spawn(respond::tasks::expiry_loop(
+                Arc::clone(r),
+                Arc::clone(&metrics),
+                stopped.clone(),
+            ));
+        }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state), stopped));

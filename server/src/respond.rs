@@ -8,6 +8,8 @@
 //! Every transition is followed by [`Responders::changed`], which bumps a counter that
 //! stream handlers wait on ([`Responders::subscribe`]).
 
+pub mod tasks;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
