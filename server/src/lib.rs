@@ -13,7 +13,8 @@
 //!
 //! [`Server::start`] opens the store, makes the first admin if there is none, and serves
 //! until [`Server::stop`]. Events flow: `POST /api/v1/events` → checks → (pseudonyms) →
-//! writer (one transaction per group of batches) → ack; after the commit they are
+//! writer (one transaction per group of batches) → ack; after the commit the newly stored
+//! ones are handed to the responders' policy (losslessly, [`store::Store::follow`]) and
 //! broadcast to live streams and webhooks.
 
 pub mod api;
