@@ -534,3 +534,24 @@ async fn a_sensors_address_is_never_blocked() {
     assert_eq!(d.actor, "guard");
     assert!(!owned(&r).await.contains(&format!("{SENSOR}/32")));
 }
+
+/// With the kill switch on, the in-process backend applies nothing and revokes what the
+/// policy approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_applies_nothing_in_process() {
+    let r = start_with(|c| {
+        respond(c, |raw| {
+            raw.server_applies = true;
+            raw.kill_switch = true;
+            raw.rule = vec![rule("any", Action::Auto, 1, None)];
+        })
+    })
+    .await;
+    ack(&r, vec![hit(1, BAD)]).await;
+    let ds = wait_for(&r, "the decision revoked", |ds| {
+        ds.len() == 1 && ds[0].state == DecisionState::Revoked
+    })
+    .await;
+    assert_eq!(ds[0].actor, spoor_responders::agent::KILL_SWITCH_ACTOR);
+    assert!(owned(&r).await.is_empty());
+}
