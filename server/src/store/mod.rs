@@ -78,6 +78,8 @@ struct Inner {
     live: broadcast::Sender<Arc<Event>>,
     /// Stops the checkpoint thread.
     stop_checkpoints: Arc<AtomicBool>,
+    /// The lossless followers of new events (the responders' policy).
+    follower: writer::Follower,
 }
 
 impl Drop for Inner {
@@ -118,7 +120,8 @@ impl Store {
         let stop_checkpoints = Arc::new(AtomicBool::new(false));
         checkpoint::start(path, Arc::clone(&stop_checkpoints))?;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        let writer = writer::start(conn, live.clone());
+        let follower = writer::Follower::default();
+        let writer = writer::start(conn, live.clone(), follower.clone());
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -126,6 +129,7 @@ impl Store {
                 writer,
                 live,
                 stop_checkpoints,
+                follower,
             }),
         })
     }
@@ -212,6 +216,15 @@ impl Store {
     /// New events as they are committed (already pseudonymised).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.inner.live.subscribe()
+    }
+
+    /// New events as they are committed (never a replayed duplicate), without loss:
+    /// unlike [`Store::subscribe`], a follower that falls `capacity` events behind makes
+    /// the writer wait (and ingest with it) instead of missing events, so only a consumer
+    /// that keeps up belongs here (the responders' policy). Dropping the receiver ends
+    /// the following; the channel ends when the store closes.
+    pub fn follow(&self, capacity: usize) -> std::sync::mpsc::Receiver<Arc<Event>> {
+        self.inner.follower.add(capacity)
     }
 
     /// Ask the writer to finish what it has and stop; waits for it.
