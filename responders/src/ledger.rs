@@ -529,6 +529,19 @@ impl<'c> Ledger<'c> {
         self.audit_where("WHERE seq > ?1 ORDER BY seq", &[&seq])
     }
 
+    /// At most `limit` (capped at [`MAX_RECENT`]) audit entries after `seq`, in order:
+    /// a reader following the log page by page.
+    pub fn audit_after(&self, seq: i64, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        let limit = limit.clamp(1, MAX_RECENT) as i64;
+        self.audit_where("WHERE seq > ?1 ORDER BY seq LIMIT ?2", &[&seq, &limit])
+    }
+
+    /// The newest `limit` (capped at [`MAX_RECENT`]) audit entries, newest first.
+    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        let limit = limit.clamp(1, MAX_RECENT) as i64;
+        self.audit_where("ORDER BY seq DESC LIMIT ?1", &[&limit])
+    }
+
     fn audit_where(
         &self,
         sql_where: &str,
@@ -971,6 +984,12 @@ mod tests {
             ids[1]
         );
         assert_eq!(l.recent(&[], None, 0).unwrap().len(), 1, "at least one");
+        // the audit log in bounded pages: 5 proposals and a rejection
+        let latest: Vec<_> = l.audit_latest(2).unwrap().iter().map(|a| a.seq).collect();
+        assert_eq!(latest, [6, 5]);
+        let after: Vec<_> = l.audit_after(2, 3).unwrap().iter().map(|a| a.seq).collect();
+        assert_eq!(after, [3, 4, 5]);
+        assert!(l.audit_after(6, 10).unwrap().is_empty());
     }
 
     #[test]
