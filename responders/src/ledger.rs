@@ -391,7 +391,11 @@ impl<'c> Ledger<'c> {
         at: Micros,
         reason: Option<&str>,
     ) -> Result<Decision, LedgerError> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE, as in `transition`: the read must not be a stale snapshot.
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         let current = self.get(id)?;
         if !current.state.wants_block() {
             return Err(LedgerError::NotExtendable {

@@ -103,7 +103,10 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     b.find("#approvals-table").await;
     let row = b.text(&b.find("#approvals-table tbody tr").await).await;
     assert!(
-        row.contains(TARGET) && row.contains("scanners") && row.contains("40 ports in 10 s") && row.contains("6 h"),
+        row.contains(TARGET)
+            && row.contains("scanners")
+            && row.contains("40 ports in 10 s")
+            && row.contains("6 h"),
         "{row}"
     );
     b.screenshot("blocks-approvals").await;
@@ -155,17 +158,31 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     b.click(&b.find("#tab-history").await).await;
     b.find("#audit-table").await;
     let rows = b.texts("#audit-table tbody tr").await;
-    let ours: Vec<&String> = rows.iter().filter(|r| r.contains(&format!("#{id}"))).collect();
+    let ours: Vec<&String> = rows
+        .iter()
+        .filter(|r| r.contains(&format!("#{id}")))
+        .collect();
     assert_eq!(ours.len(), 3, "{rows:?}");
-    assert!(ours[0].contains("approved → active") && ours[0].contains("agent:fw1"), "{ours:?}");
     assert!(
-        ours[1].contains("proposed → approved") && ours[1].contains("admin") && ours[1].contains("confirmed by the SOC"),
+        ours[0].contains("approved → active") && ours[0].contains("agent:fw1"),
         "{ours:?}"
     );
-    assert!(ours[2].contains("proposed") && ours[2].contains("policy"), "{ours:?}");
+    assert!(
+        ours[1].contains("proposed → approved")
+            && ours[1].contains("admin")
+            && ours[1].contains("confirmed by the SOC"),
+        "{ours:?}"
+    );
+    assert!(
+        ours[2].contains("proposed") && ours[2].contains("policy"),
+        "{ours:?}"
+    );
     b.screenshot("blocks-history").await;
-    b.click(&b.find(&format!("#audit-table a[href='#/blocks/decision/{id}']")).await)
-        .await;
+    b.click(
+        &b.find(&format!("#audit-table a[href='#/blocks/decision/{id}']"))
+            .await,
+    )
+    .await;
     b.find("#decision-audit").await;
     let actors = b.texts("#decision-audit .actor").await;
     assert_eq!(actors, ["policy", "admin", "agent:fw1"]);
@@ -197,13 +214,28 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     sign_in(&b, &run.base, "vera", PASSWORD).await;
     b.goto(&format!("{}/#/blocks", run.base)).await;
     b.find("#approvals-table").await;
-    assert!(b.text(&b.find("#approvals-table").await).await.contains("203.0.113.99"));
-    for css in ["input.pick", "#approvals-approve", "#approvals-reject", "#approvals-reason", "#tab-allowlist"] {
+    assert!(
+        b.text(&b.find("#approvals-table").await)
+            .await
+            .contains("203.0.113.99")
+    );
+    for css in [
+        "input.pick",
+        "#approvals-approve",
+        "#approvals-reject",
+        "#approvals-reason",
+        "#tab-allowlist",
+    ] {
         assert_eq!(b.count(css).await, 0, "a viewer sees no {css}");
     }
     b.goto(&format!("{}/#/blocks/active", run.base)).await;
     b.find("#active-table").await;
-    for css in ["input.pick", "#active-extend", "#active-revoke", "#block-form"] {
+    for css in [
+        "input.pick",
+        "#active-extend",
+        "#active-revoke",
+        "#block-form",
+    ] {
         assert_eq!(b.count(css).await, 0, "a viewer sees no {css}");
     }
     b.exec(
@@ -216,7 +248,9 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         json!([]),
     )
     .await;
-    let code = b.wait_until("the API answer", "return window.__status").await;
+    let code = b
+        .wait_until("the API answer", "return window.__status")
+        .await;
     assert_eq!(code, json!(403));
     let d = admin
         .get_json(&format!("/api/v1/decisions/{}", second.0))

@@ -315,8 +315,15 @@ async fn changes_are_admin_only_and_need_the_csrf_token() {
     // The allowlist names each entry's source.
     let list = admin.get_json("/api/v1/responders/allowlist").await;
     let rows = list.as_array().unwrap();
-    assert!(rows.iter().any(|e| e["net"] == "203.0.113.64/26" && e["source"] == "[respond] allow"));
-    assert!(rows.iter().any(|e| e["net"] == "127.0.0.0/8" && e["source"].as_str().unwrap().contains("loopback")));
+    assert!(
+        rows.iter()
+            .any(|e| e["net"] == "203.0.113.64/26" && e["source"] == "[respond] allow")
+    );
+    assert!(
+        rows.iter().any(
+            |e| e["net"] == "127.0.0.0/8" && e["source"].as_str().unwrap().contains("loopback")
+        )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,7 +395,11 @@ async fn extend_and_manual_blocks_are_checked() {
         .clone();
     let last = audit.as_array().unwrap().last().unwrap().clone();
     assert_eq!(
-        (last["from"].clone(), last["to"].clone(), last["actor"].clone()),
+        (
+            last["from"].clone(),
+            last["to"].clone(),
+            last["actor"].clone()
+        ),
         (json!("active"), json!("active"), json!("admin"))
     );
     assert_eq!(last["note"], "still scanning");
@@ -398,12 +409,16 @@ async fn extend_and_manual_blocks_are_checked() {
     let r = admin
         .post(
             "/api/v1/decisions",
-            json!({"target": "192.0.2.0/24", "ttl_secs": 600, "reason": "phishing host"}),
+            json!({"target": "198.18.5.0/24", "ttl_secs": 600, "reason": "phishing host"}),
         )
         .await;
-    assert_eq!(r.status(), 201);
+    let status = r.status();
     let d: Value = r.json().await.unwrap();
-    assert_eq!((d["state"].clone(), d["reason"]["rule"].clone()), (json!("approved"), json!("manual")));
+    assert_eq!(status, 201, "{d}");
+    assert_eq!(
+        (d["state"].clone(), d["reason"]["rule"].clone()),
+        (json!("approved"), json!("manual"))
+    );
     let now = Micros(ledger::now().0);
     let exp = d["expires"].as_i64().unwrap();
     assert!(exp > now.0 && exp <= now.0 + 600_000_000);
@@ -413,15 +428,55 @@ async fn extend_and_manual_blocks_are_checked() {
     assert_eq!(trail["audit"].as_array().unwrap().len(), 2);
     // Each refusal is a precise 422/409 and leaves nothing behind.
     for (body, status, code, says) in [
-        (json!({"target": "192.0.2.0/24"}), 409, "already_open", "already has decision"),
-        (json!({"target": "203.0.113.70"}), 422, "refused", "[respond] allow"),
+        (
+            json!({"target": "198.18.5.0/24"}),
+            409,
+            "already_open",
+            "already has decision",
+        ),
+        (
+            json!({"target": "203.0.113.70"}),
+            422,
+            "refused",
+            "[respond] allow",
+        ),
         (json!({"target": "127.0.0.1"}), 422, "refused", "loopback"),
-        (json!({"target": "10.1.2.3"}), 422, "refused", "private range"),
-        (json!({"target": "198.51.0.0/16"}), 422, "refused", "shortest allowed (/24)"),
-        (json!({"target": "2001:db8::/32"}), 422, "refused", "shortest allowed (/48)"),
-        (json!({"target": "10.1.2.3/8"}), 422, "bad_target", "did you mean `10.0.0.0/8`"),
-        (json!({"target": "evil.example"}), 422, "bad_target", "not an IP address"),
-        (json!({"target": "198.51.100.50", "ttl_secs": MAX_TTL_SECS + 1}), 422, "bad_ttl", "max_ttl"),
+        (
+            json!({"target": "10.1.2.3"}),
+            422,
+            "refused",
+            "private range",
+        ),
+        (
+            json!({"target": "198.51.0.0/16"}),
+            422,
+            "refused",
+            "shortest allowed (/24)",
+        ),
+        (
+            json!({"target": "2001:db8::/32"}),
+            422,
+            "refused",
+            "shortest allowed (/48)",
+        ),
+        (
+            json!({"target": "10.1.2.3/8"}),
+            422,
+            "bad_target",
+            "did you mean `10.0.0.0/8`",
+        ),
+        (
+            json!({"target": "evil.example"}),
+            422,
+            "bad_target",
+            "not an IP address",
+        ),
+        (
+            json!({"target": "198.51.100.50", "ttl_secs": MAX_TTL_SECS + 1}),
+            422,
+            "bad_ttl",
+            "max_ttl",
+        ),
     ] {
         let r = admin.post("/api/v1/decisions", body.clone()).await;
         assert_eq!(r.status(), status, "{body}");

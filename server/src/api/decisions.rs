@@ -100,7 +100,9 @@ pub async fn list(state: &Arc<AppState>, req: &Req) -> Answer {
             s.parse::<DecisionState>().map_err(|e| {
                 ApiError::bad_request(
                     "bad_parameter",
-                    format!("state: {e}; give proposed, approved, rejected, active, expired or revoked"),
+                    format!(
+                        "state: {e}; give proposed, approved, rejected, active, expired or revoked"
+                    ),
                 )
             })
         })
@@ -197,7 +199,9 @@ struct BulkResult {
 }
 
 fn reason_of(reason: Option<String>) -> Result<Option<String>, ApiError> {
-    let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let reason = reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
     if let Some(r) = &reason
         && r.chars().count() > MAX_REASON_CHARS
     {
@@ -217,7 +221,10 @@ pub async fn bulk(state: &Arc<AppState>, req: &Req, action: BulkAction) -> Answe
     let r = responders(state, req)?;
     let b: BulkBody = req.json()?;
     if b.ids.is_empty() {
-        return Err(ApiError::bad_request("bad_body", "give at least one id in `ids`"));
+        return Err(ApiError::bad_request(
+            "bad_body",
+            "give at least one id in `ids`",
+        ));
     }
     if b.ids.len() > MAX_BULK_IDS {
         return Err(ApiError::new(
@@ -397,7 +404,13 @@ pub async fn create(state: &Arc<AppState>, req: &Req) -> Answer {
             }
             let now = ledger::now();
             let d = l.propose(&new, &actor, now)?;
-            Ok(Ok(l.transition(d.id, DecisionState::Approved, &actor, now, None)?))
+            Ok(Ok(l.transition(
+                d.id,
+                DecisionState::Approved,
+                &actor,
+                now,
+                None,
+            )?))
         })
         .await
         .map_err(ledger_error)?;
