@@ -73,6 +73,9 @@ function tick() {
 
 // ---- shared bits ----------------------------------------------------------------------
 
+/** A target as firewalls write it: a single address without its /32 or /128. */
+const fmtTarget = (t) => t.replace(/^([0-9.]+)\/32$/, '$1').replace(/^([0-9a-f:.]+)\/128$/i, '$1');
+
 function stateBadge(d) {
   return [h('span', { class: `status state-${d.state}` }, d.state), d.dry_run ? h('span', { class: 'status dry-run' }, 'dry run') : null];
 }
@@ -86,7 +89,18 @@ function reasonCell(d) {
 }
 
 function targetCell(d) {
-  return h('th', { scope: 'row' }, h('a', { href: `#/blocks/decision/${d.id}`, class: 'addr' }, d.target));
+  return h('th', { scope: 'row' }, h('a', { href: `#/blocks/decision/${d.id}`, class: 'addr' }, fmtTarget(d.target)));
+}
+
+/** The outcome of the last bulk change, shown once by the next render of its page. */
+let flash = null;
+
+function showFlash(main) {
+  if (!flash) return;
+  const out = h('div', { class: 'bulk-result', 'aria-live': 'polite' });
+  results(out, flash.answer, flash.verb);
+  flash = null;
+  main.append(out);
 }
 
 /** Per-id results of a bulk change: a summary, failures listed with their reasons. */
@@ -109,7 +123,7 @@ function decisionTable(id, list, cols, selectable) {
   const rows = list.map((d) => {
     let box = null;
     if (selectable) {
-      box = h('input', { type: 'checkbox', class: 'pick', value: d.id, 'aria-label': `Select ${d.target}` });
+      box = h('input', { type: 'checkbox', class: 'pick', value: d.id, 'aria-label': `Select ${fmtTarget(d.target)}` });
       boxes.push(box);
     }
     return h('tr', { 'data-id': d.id }, selectable ? h('td', {}, box) : null, targetCell(d), cols.map(([, f]) => f(d)));
@@ -121,15 +135,26 @@ function decisionTable(id, list, cols, selectable) {
   return { node, selected: () => boxes.filter((b) => b.checked).map((b) => Number(b.value)), boxes };
 }
 
-/** Reload `path` every REFRESH_MS unless a box is ticked or a field has text; returns the stop. */
-function autoRefresh(main, path) {
-  const timer = setInterval(() => {
-    const busy = main.querySelector('input.pick:checked, .bulk input[type=text]:not(:placeholder-shown), dialog[open]')
-      || main.contains(document.activeElement) && document.activeElement.matches('input, select, textarea');
-    if (!busy) navigate(path);
+/** What a list shows: a change of any decision changes its `seq`. */
+const signature = (r) => r.decisions.map((d) => `${d.id}:${d.seq}`).join(',');
+
+/**
+ * Every REFRESH_MS, ask for `states` again and redraw `path` if the list changed, unless
+ * a box is ticked or a field is in use. Also runs the countdown. Returns the stop.
+ */
+function autoRefresh(main, path, states, shown) {
+  let stopped = false;
+  const timer = setInterval(async () => {
+    const busy = main.querySelector('input.pick:checked, .bulk input[type=text]:not(:placeholder-shown), details[open]')
+      || (main.contains(document.activeElement) && document.activeElement.matches('input, select, textarea'));
+    if (busy) return;
+    try {
+      const r = await load(states);
+      if (!stopped && signature(r) !== shown) navigate(path);
+    } catch { /* the next tick tries again; a lost session shows the sign-in form */ }
   }, REFRESH_MS);
   const countdown = setInterval(tick, 1000);
-  return () => { clearInterval(timer); clearInterval(countdown); };
+  return () => { stopped = true; clearInterval(timer); clearInterval(countdown); };
 }
 
 async function load(states) {
@@ -153,8 +178,9 @@ function bulkBar(id, table, actions, done) {
       e.target.disabled = true;
       try {
         const answer = await post(`/decisions/${action}`, { ids, reason: reason.value || undefined, ...(extra ? extra() : {}) });
-        results(out, answer, verb);
-        done(answer);
+        // The list reloads at once; the outcome stays on top of it.
+        flash = { answer, verb };
+        done();
       } catch (x) {
         clear(out).append(notice(x.message, 'error'));
       } finally {
@@ -171,11 +197,12 @@ function bulkBar(id, table, actions, done) {
 
 export async function renderApprovals(main) {
   head(main, 'approvals', 'Approvals');
+  showFlash(main);
   let r;
   try { r = await load(['proposed']); } catch (e) { return failed(main, e); }
   if (!r.decisions.length) {
     main.append(notice('Nothing is waiting for approval. Decisions of rules with action “approve” queue here.'));
-    return autoRefresh(main, '/blocks');
+    return autoRefresh(main, '/blocks', ['proposed'], signature(r));
   }
   const t = decisionTable('approvals-table', r.decisions, [
     ['Rule', (d) => h('td', {}, d.reason.rule)],
@@ -190,10 +217,10 @@ export async function renderApprovals(main) {
     main.append(bulkBar('approvals', t, [
       ['Approve', 'approve', 'approved', null, 'primary'],
       ['Reject', 'reject', 'rejected'],
-    ], () => setTimeout(() => navigate('/blocks'), 1500)));
+    ], () => navigate('/blocks')));
   }
   main.append(t.node);
-  return autoRefresh(main, '/blocks');
+  return autoRefresh(main, '/blocks', ['proposed'], signature(r));
 }
 
 function duration(secs) {
@@ -231,12 +258,13 @@ function manualBlock() {
 
 export async function renderActive(main) {
   head(main, 'active', 'Active blocks');
+  showFlash(main);
   let r;
   try { r = await load(['approved', 'active']); } catch (e) { return failed(main, e); }
   if (isAdmin()) main.append(manualBlock());
   if (!r.decisions.length) {
     main.append(notice('No blocks are in force.'));
-    return autoRefresh(main, '/blocks/active');
+    return autoRefresh(main, '/blocks/active', ['approved', 'active'], signature(r));
   }
   const t = decisionTable('active-table', r.decisions, [
     ['State', (d) => h('td', {}, stateBadge(d))],
@@ -252,13 +280,13 @@ export async function renderActive(main) {
     const bar = bulkBar('active', t, [
       ['Extend', 'extend', 'extended', () => ({ ttl_secs: Number(by.value) })],
       ['Revoke', 'revoke', 'revoked'],
-    ], () => setTimeout(() => navigate('/blocks/active'), 1500));
+    ], () => navigate('/blocks/active'));
     bar.querySelector('.actions').prepend(by);
     main.append(bar);
   }
   main.append(t.node);
   tick();
-  return autoRefresh(main, '/blocks/active');
+  return autoRefresh(main, '/blocks/active', ['approved', 'active'], signature(r));
 }
 
 // ---- history and audit ----------------------------------------------------------------
@@ -311,11 +339,11 @@ export async function renderDecision(main, params, match) {
   try { r = await get(`/decisions/${match[1]}`); } catch (e) { return failed(main, e); }
   skewMs = r.now / 1000 - Date.now();
   const d = r.decision;
-  document.title = `${d.target} · Spoor`;
-  main.querySelector('h1').textContent = `Decision ${d.id}: ${d.target}`;
+  document.title = `${fmtTarget(d.target)} · Spoor`;
+  main.querySelector('h1').textContent = `Decision ${d.id}: ${fmtTarget(d.target)}`;
   main.append(h('div', { class: 'detail' },
     h('section', { class: 'card' }, h('h2', {}, 'Decision'), h('dl', { class: 'fields', id: 'decision-fields' },
-      h('dt', {}, 'Target'), h('dd', {}, h('code', {}, d.target)),
+      h('dt', {}, 'Target'), h('dd', {}, h('code', {}, fmtTarget(d.target))),
       h('dt', {}, 'State'), h('dd', {}, stateBadge(d)),
       h('dt', {}, 'Rule'), h('dd', {}, d.reason.rule),
       d.reason.note ? [h('dt', {}, 'Reason'), h('dd', {}, d.reason.note)] : null,

@@ -2,18 +2,21 @@
 //! `dashboard.rs`): a proposed block appears on Approvals, an admin approves it with a
 //! reason, it becomes active and shows its time left counting down, a viewer sees no
 //! controls and the API refuses them, and every step is in the audit log with its actor.
+//! The proposals come from an `approve` rule on ingested events; the approved → active
+//! step is written to the ledger as an agent does once its backend holds the target.
 //! Screenshots go to `target/screenshots/blocks-*.png`.
 
 mod browser;
 mod common;
 
 use browser::{Browser, Driver};
-use common::Running;
+use common::{Running, Session};
 use serde_json::json;
-use spoor_core::{EventId, KeyPath};
-use spoor_responders::config::RawRespond;
+use spoor_core::{EventKind, KeyPath, Severity};
+use spoor_responders::config::{RawRespond, RawRule};
 use spoor_responders::ledger;
-use spoor_responders::{DecisionState, Ledger, NewDecision, Reason};
+use spoor_responders::policy::{Action, Mode};
+use spoor_responders::{DecisionId, DecisionState, Ledger};
 
 const PASSWORD: &str = "blocks-test-pw-1";
 const TARGET: &str = "198.51.100.23";
@@ -55,13 +58,70 @@ async fn overflowing(b: &Browser) -> serde_json::Value {
     .await
 }
 
+/// Ingest a high-severity event whose offender is `target` and wait for the policy's
+/// proposal; returns its id.
+async fn proposed_by_policy(run: &Running, admin: &Session, n: u128, target: &str) -> i64 {
+    let now = ledger::now().0;
+    let e = common::event(
+        n,
+        "s1",
+        "10.0.0.7",
+        target,
+        target,
+        Severity::High,
+        now - 1_000_000,
+    );
+    assert_eq!(
+        run.ingest(common::TOKEN, &common::batch("s1", vec![e]))
+            .await
+            .status(),
+        200
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let page = admin.get_json("/api/v1/decisions?state=proposed").await;
+        if let Some(d) = page["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["target"] == format!("{target}/32"))
+        {
+            assert_eq!(d["reason"]["rule"], "scanners");
+            assert_eq!(d["actor"], "policy");
+            return d["id"].as_i64().unwrap();
+        }
+        assert!(
+            start.elapsed() < browser::WAIT,
+            "no proposal for {target} within {:?}: {page}",
+            browser::WAIT
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     let run = common::start_with(|c| {
         let dir = c.data_dir.clone();
+        let raw = RawRespond {
+            mode: Mode::Approve,
+            rule: vec![RawRule {
+                name: Some("scanners".into()),
+                kinds: vec![EventKind::Ip],
+                min_severity: Some(Severity::High),
+                references: Vec::new(),
+                heuristics: Vec::new(),
+                min_count: 1,
+                window: spoor_core::Duration::from_secs(600),
+                action: Action::Approve,
+                ttl: Some(vec![spoor_core::Duration::from_secs(6 * 3600)]),
+                quarantine_internal: false,
+                enabled: true,
+            }],
+            ..RawRespond::default()
+        };
         c.respond = Some(
-            RawRespond::default()
-                .validate(&KeyPath::root().key("respond"), &dir, &dir)
+            raw.validate(&KeyPath::root().key("respond"), &dir, &dir)
                 .unwrap(),
         );
     })
@@ -74,27 +134,8 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         )
         .await;
     assert_eq!(r.status(), 201);
-    // The policy's proposal, written to the server's ledger as an `approve` rule does.
-    let id = {
-        let conn = ledger_conn(&run);
-        Ledger::new(&conn)
-            .propose(
-                &NewDecision {
-                    target: spoor_responders::decision::parse_target(TARGET).unwrap(),
-                    reason: Reason {
-                        rule: "scanners".into(),
-                        events: vec![EventId(0x5ca1ab1e)],
-                        note: Some("40 ports in 10 s".into()),
-                    },
-                    ttl_secs: 6 * 3600,
-                    dry_run: false,
-                },
-                "policy",
-                ledger::now(),
-            )
-            .unwrap()
-            .id
-    };
+    // A high-severity hit on a listed address: the `approve` rule proposes a block of it.
+    let id = proposed_by_policy(&run, &admin, 1, TARGET).await;
 
     let driver = Driver::start().await;
     let b = driver.browser(1366, 1000).await;
@@ -105,7 +146,8 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     assert!(
         row.contains(TARGET)
             && row.contains("scanners")
-            && row.contains("40 ports in 10 s")
+            && row.contains(&format!("`{TARGET}`"))
+            && row.contains("policy")
             && row.contains("6 h"),
         "{row}"
     );
@@ -126,7 +168,13 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     {
         let conn = ledger_conn(&run);
         Ledger::new(&conn)
-            .transition(id, DecisionState::Active, "agent:fw1", ledger::now(), None)
+            .transition(
+                DecisionId(id),
+                DecisionState::Active,
+                "agent:fw1",
+                ledger::now(),
+                None,
+            )
             .unwrap();
     }
     b.click(&b.find("#tab-active").await).await;
@@ -153,6 +201,17 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     b.screenshot("blocks-active-phone").await;
     assert_eq!(overflowing(&b).await, json!([]), "the page fits a phone");
     b.set_window(1366, 1000).await;
+    // Extend it by an hour (the first choice) with a reason.
+    b.click(&b.find("#active-table tbody input.pick").await)
+        .await;
+    b.type_into(&b.find("#active-reason").await, "still scanning")
+        .await;
+    b.click(&b.find("#active-extend").await).await;
+    b.wait_until(
+        "the extension result",
+        "return document.querySelector('.bulk-result')?.textContent.includes('1 extended')",
+    )
+    .await;
 
     // History and audit: each step with its actor.
     b.click(&b.find("#tab-history").await).await;
@@ -162,19 +221,25 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         .iter()
         .filter(|r| r.contains(&format!("#{id}")))
         .collect();
-    assert_eq!(ours.len(), 3, "{rows:?}");
+    assert_eq!(ours.len(), 4, "{rows:?}");
     assert!(
-        ours[0].contains("approved → active") && ours[0].contains("agent:fw1"),
+        ours[0].contains("extended to")
+            && ours[0].contains("admin")
+            && ours[0].contains("still scanning"),
         "{ours:?}"
     );
     assert!(
-        ours[1].contains("proposed → approved")
-            && ours[1].contains("admin")
-            && ours[1].contains("confirmed by the SOC"),
+        ours[1].contains("approved → active") && ours[1].contains("agent:fw1"),
         "{ours:?}"
     );
     assert!(
-        ours[2].contains("proposed") && ours[2].contains("policy"),
+        ours[2].contains("proposed → approved")
+            && ours[2].contains("admin")
+            && ours[2].contains("confirmed by the SOC"),
+        "{ours:?}"
+    );
+    assert!(
+        ours[3].contains("proposed") && ours[3].contains("policy"),
         "{ours:?}"
     );
     b.screenshot("blocks-history").await;
@@ -185,32 +250,16 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     .await;
     b.find("#decision-audit").await;
     let actors = b.texts("#decision-audit .actor").await;
-    assert_eq!(actors, ["policy", "admin", "agent:fw1"]);
+    assert_eq!(actors, ["policy", "admin", "agent:fw1", "admin"]);
+    // 6 h from the approval plus the hour: more than 6 h left.
+    let time_left = b.text(&b.find("#decision-fields .time-left").await).await;
+    assert!(time_left.starts_with("06:"), "{time_left}");
     b.screenshot("blocks-decision").await;
     b.click(&b.find("#logout").await).await;
     b.find("#login-form").await;
 
     // A viewer: the same lists, no controls, and the server refuses the change anyway.
-    let second = {
-        let conn = ledger_conn(&run);
-        Ledger::new(&conn)
-            .propose(
-                &NewDecision {
-                    target: spoor_responders::decision::parse_target("203.0.113.99").unwrap(),
-                    reason: Reason {
-                        rule: "scanners".into(),
-                        events: Vec::new(),
-                        note: None,
-                    },
-                    ttl_secs: 3600,
-                    dry_run: false,
-                },
-                "policy",
-                ledger::now(),
-            )
-            .unwrap()
-            .id
-    };
+    let second = proposed_by_policy(&run, &admin, 2, "203.0.113.99").await;
     sign_in(&b, &run.base, "vera", PASSWORD).await;
     b.goto(&format!("{}/#/blocks", run.base)).await;
     b.find("#approvals-table").await;
@@ -243,7 +292,7 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
             "fetch('/api/v1/session').then(r => r.json()).then(s =>
                fetch('/api/v1/decisions/approve', {{method: 'POST', headers: {{'content-type': 'application/json', 'x-csrf-token': s.csrf}},
                  body: JSON.stringify({{ids: [{}]}})}})).then(r => {{ window.__status = r.status; }});",
-            second.0
+            second
         ),
         json!([]),
     )
@@ -253,7 +302,7 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         .await;
     assert_eq!(code, json!(403));
     let d = admin
-        .get_json(&format!("/api/v1/decisions/{}", second.0))
+        .get_json(&format!("/api/v1/decisions/{}", second))
         .await;
     assert_eq!(d["decision"]["state"], "proposed");
     assert_eq!(d["audit"].as_array().unwrap().len(), 1);
