@@ -244,6 +244,11 @@ impl Server {
         &self.state.metrics
     }
 
+    /// The responders, when the server was given `[respond]`.
+    pub fn responders(&self) -> Option<&Arc<respond::Responders>> {
+        self.state.responders.as_ref()
+    }
+
     /// Store events from a sensor in this process (`spoor up`): no token or HTTP, but
     /// the same pseudonymisation, idempotence and broadcast as `POST /api/v1/events`.
     pub async fn ingest_local(

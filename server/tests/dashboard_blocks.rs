@@ -17,6 +17,7 @@ use spoor_responders::config::{RawRespond, RawRule};
 use spoor_responders::ledger;
 use spoor_responders::policy::{Action, Mode};
 use spoor_responders::{DecisionId, DecisionState, Ledger};
+use spoor_server::respond::BackendStatus;
 
 const PASSWORD: &str = "blocks-test-pw-1";
 const TARGET: &str = "198.51.100.23";
@@ -255,6 +256,48 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     let time_left = b.text(&b.find("#decision-fields .time-left").await).await;
     assert!(time_left.starts_with("06:"), "{time_left}");
     b.screenshot("blocks-decision").await;
+
+    // The allowlist (admin only) with each entry's source, and the backends' reports.
+    b.click(&b.find("#tab-allowlist").await).await;
+    b.find("#allowlist-table").await;
+    let allow = b.text(&b.find("#allowlist-table").await).await;
+    assert!(
+        allow.contains("127.0.0.0/8")
+            && allow.contains("built-in: loopback")
+            && allow.contains("RFC 1918"),
+        "{allow}"
+    );
+    b.click(&b.find("#tab-status").await).await;
+    b.wait_until(
+        "the backends page",
+        "return document.querySelector('main .notice')?.textContent.includes('No backend has reported yet')",
+    )
+    .await;
+    run.server
+        .responders()
+        .unwrap()
+        .report_status(BackendStatus {
+            reporter: "fw1".into(),
+            backend: "nftables".into(),
+            object: "inet spoor / spoor_block4".into(),
+            entries: 1,
+            capacity: 1_000_000,
+            last_sync: ledger::now(),
+            last_error: Some("nft: Could not process rule: No such file or directory".into()),
+        });
+    b.click(&b.find("#tab-approvals").await).await;
+    b.find("#tab-approvals[aria-current=page]").await;
+    b.click(&b.find("#tab-status").await).await;
+    let row = b.text(&b.find("#backends-table tbody tr").await).await;
+    assert!(
+        row.contains("fw1")
+            && row.contains("nftables")
+            && row.contains("spoor_block4")
+            && row.contains("1,000,000")
+            && row.contains("No such file"),
+        "{row}"
+    );
+    b.screenshot("blocks-backends").await;
     b.click(&b.find("#logout").await).await;
     b.find("#login-form").await;
 
@@ -268,6 +311,15 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
             .await
             .contains("203.0.113.99")
     );
+    b.goto(&format!("{}/#/blocks/allowlist", run.base)).await;
+    b.wait_until(
+        "the allowlist refusal",
+        "return document.querySelector('main .notice')?.textContent.includes('admins only')",
+    )
+    .await;
+    assert_eq!(b.count("#allowlist-table").await, 0);
+    b.goto(&format!("{}/#/blocks", run.base)).await;
+    b.find("#approvals-table").await;
     for css in [
         "input.pick",
         "#approvals-approve",
