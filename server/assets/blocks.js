@@ -252,7 +252,7 @@ function manualBlock() {
   h('div', { class: 'field' }, h('label', { for: 'block-ttl' }, 'For'), ttl),
   h('div', { class: 'field grow' }, h('label', { for: 'block-reason' }, 'Reason'), reason),
   h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Block')), err);
-  return h('details', { class: 'card' }, h('summary', {}, 'Block an address by hand'), h('p', { class: 'muted small' },
+  return h('details', { class: 'card', id: 'active-manual' }, h('summary', {}, 'Block an address by hand'), h('p', { class: 'muted small' },
     'Checked against the allowlist and the shortest allowed prefix; active at once (approved by you).'), form);
 }
 

@@ -100,8 +100,12 @@ async fn proposed_by_policy(run: &Running, admin: &Session, n: u128, target: &st
     }
 }
 
+/// One browser at a time: the machine is small.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
+    let _one = ONE_BROWSER.lock().await;
     let run = common::start_with(|c| {
         let dir = c.data_dir.clone();
         let raw = RawRespond {
@@ -213,6 +217,41 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         "return document.querySelector('.bulk-result')?.textContent.includes('1 extended')",
     )
     .await;
+
+    // A block by hand: the allowlist refuses loopback with its reason; a listed address
+    // becomes a second active-page row.
+    b.click(&b.find("#active-manual summary").await).await;
+    b.type_into(&b.find("#block-target").await, "127.0.0.9")
+        .await;
+    b.click(&b.find("#block-form button[type=submit]").await)
+        .await;
+    let err = b
+        .wait_until(
+            "the refusal",
+            "return document.getElementById('block-error')?.textContent",
+        )
+        .await;
+    assert!(
+        err.as_str().unwrap().contains("built-in: loopback"),
+        "{err}"
+    );
+    b.clear(&b.find("#block-target").await).await;
+    b.type_into(&b.find("#block-target").await, "198.18.5.0/24")
+        .await;
+    b.type_into(&b.find("#block-reason").await, "phishing kit")
+        .await;
+    b.click(&b.find("#block-form button[type=submit]").await)
+        .await;
+    b.wait_until(
+        "the manual block",
+        "return document.querySelectorAll('#active-table tbody tr').length === 2",
+    )
+    .await;
+    assert!(
+        b.text(&b.find("#active-table").await)
+            .await
+            .contains("phishing kit")
+    );
 
     // History and audit: each step with its actor.
     b.click(&b.find("#tab-history").await).await;
@@ -359,5 +398,30 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     assert_eq!(d["decision"]["state"], "proposed");
     assert_eq!(d["audit"].as_array().unwrap().len(), 1);
     b.screenshot("blocks-viewer").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_responders_the_pages_say_so() {
+    let _one = ONE_BROWSER.lock().await;
+    let run = common::start().await;
+    let driver = Driver::start().await;
+    let b = driver.browser(1366, 1000).await;
+    sign_in(&b, &run.base, "admin", &run.admin_password).await;
+    for (page, tab) in [
+        ("blocks", "approvals"),
+        ("blocks/active", "active"),
+        ("blocks/history", "history"),
+        ("blocks/allowlist", "allowlist"),
+        ("blocks/status", "status"),
+    ] {
+        b.goto(&format!("{}/#/{page}", run.base)).await;
+        b.wait_until(
+            &format!("the notice on {page}"),
+            &format!("return document.querySelector('#tab-{tab}[aria-current=page]') && document.querySelector('main .notice-info')?.textContent.includes('responders are not configured on this server')"),
+        )
+        .await;
+        assert_eq!(b.count("main table").await, 0, "{page}");
+    }
     b.close().await;
 }
