@@ -268,11 +268,11 @@ impl<'c> Ledger<'c> {
         Ok(out)
     }
 
+    /// One audit line: the step (from, to), who, when, why, and the expiry it set.
     fn audit_insert(
         &self,
         id: DecisionId,
-        from: Option<DecisionState>,
-        to: DecisionState,
+        (from, to): (Option<DecisionState>, DecisionState),
         actor: &str,
         at: Micros,
         note: Option<&str>,
@@ -321,8 +321,7 @@ impl<'c> Ledger<'c> {
         let id = DecisionId(self.conn.last_insert_rowid());
         let seq = self.audit_insert(
             id,
-            None,
-            DecisionState::Proposed,
+            (None, DecisionState::Proposed),
             actor,
             at,
             new.reason.note.as_deref(),
@@ -368,7 +367,7 @@ impl<'c> Ledger<'c> {
             _ => current.expires,
         };
         let set = (to == DecisionState::Approved).then_some(expires).flatten();
-        let seq = self.audit_insert(id, Some(current.state), to, actor, at, note, set)?;
+        let seq = self.audit_insert(id, (Some(current.state), to), actor, at, note, set)?;
         self.conn.execute(
             "UPDATE responder_decisions SET state = ?1, actor = ?2, updated_at = ?3,
              expires_at = ?4, seq = ?5 WHERE id = ?6",
@@ -436,8 +435,7 @@ impl<'c> Ledger<'c> {
         }
         let seq = self.audit_insert(
             id,
-            Some(current.state),
-            current.state,
+            (Some(current.state), current.state),
             actor,
             at,
             reason,
