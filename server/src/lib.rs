@@ -74,6 +74,8 @@ pub enum ServerError {
     },
     #[error("the token file of sensor `{sensor}` ({path}) is empty")]
     EmptyToken { sensor: String, path: PathBuf },
+    #[error(transparent)]
+    InProcess(#[from] respond::in_process::InProcessError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot open the decisions ledger in {path}: {source}")]
@@ -221,6 +223,9 @@ impl Server {
                 Arc::clone(&metrics),
                 stopped.clone(),
             ));
+            if r.config().server_applies {
+                respond::in_process::start(r, store.path(), &metrics, stopped.clone()).await?;
+            }
         }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
@@ -244,7 +249,7 @@ impl Server {
         &self.state.metrics
     }
 
-    /// The responders, when the server was given `[respond]`.
+    /// The responders, when the config passed `[respond]`.
     pub fn responders(&self) -> Option<&Arc<respond::Responders>> {
         self.state.responders.as_ref()
     }
