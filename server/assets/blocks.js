@@ -385,7 +385,7 @@ export async function renderBackends(main) {
       h('td', {}, s.backend),
       h('td', {}, h('code', {}, s.object)),
       h('td', { class: 'num' }, num(s.entries)),
-      h('td', { class: 'num' }, s.capacity ? `${num(s.capacity)} (${Math.round((100 * s.entries) / s.capacity)} %)` : '–'),
+      h('td', { class: 'num' }, !s.capacity ? '–' : s.capacity >= Number.MAX_SAFE_INTEGER ? 'no limit' : `${num(s.capacity)} (${Math.round((100 * s.entries) / s.capacity)} %)`),
       h('td', {}, h('time', { datetime: new Date(s.last_sync / 1000).toISOString(), title: fmtTime(s.last_sync) }, ago(s.last_sync / 1e6))),
       h('td', { class: 'problem' }, s.last_error ? h('span', { class: 'bad' }, s.last_error) : h('span', { class: 'health ok' }, 'OK'))))))));
   return null;

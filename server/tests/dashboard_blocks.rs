@@ -2,8 +2,8 @@
 //! `dashboard.rs`): a proposed block appears on Approvals, an admin approves it with a
 //! reason, it becomes active and shows its time left counting down, a viewer sees no
 //! controls and the API refuses them, and every step is in the audit log with its actor.
-//! The proposals come from an `approve` rule on ingested events; the approved → active
-//! step is written to the ledger as an agent does once its backend holds the target.
+//! The proposals come from an `approve` rule on ingested events; the server's own dry-run
+//! backend (`server_applies = true`) makes the approved decision active.
 //! Screenshots go to `target/screenshots/blocks-*.png`.
 
 mod browser;
@@ -16,7 +16,6 @@ use spoor_core::{EventKind, KeyPath, Severity};
 use spoor_responders::config::{RawRespond, RawRule};
 use spoor_responders::ledger;
 use spoor_responders::policy::{Action, Mode};
-use spoor_responders::{DecisionId, DecisionState, Ledger};
 use spoor_server::respond::BackendStatus;
 
 const PASSWORD: &str = "blocks-test-pw-1";
@@ -34,10 +33,6 @@ async fn sign_in(b: &Browser, base: &str, user: &str, password: &str) {
         &format!("return document.getElementById('who').textContent.startsWith('{user} ')"),
     )
     .await;
-}
-
-fn ledger_conn(run: &Running) -> rusqlite::Connection {
-    ledger::open(&run._dir.path().join(spoor_server::DB_FILE)).unwrap()
 }
 
 /// Elements sticking out on the right of a phone-sized window (what scrolls in its own
@@ -110,6 +105,7 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         let dir = c.data_dir.clone();
         let raw = RawRespond {
             mode: Mode::Approve,
+            server_applies: true,
             rule: vec![RawRule {
                 name: Some("scanners".into()),
                 kinds: vec![EventKind::Ip],
@@ -169,18 +165,15 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     )
     .await;
 
-    // The agent applies it: approved → active with the agent as actor.
+    // The server's own dry-run backend applies it: approved → active, actor `agent`.
+    let start = std::time::Instant::now();
+    while admin.get_json(&format!("/api/v1/decisions/{id}")).await["decision"]["state"] != "active"
     {
-        let conn = ledger_conn(&run);
-        Ledger::new(&conn)
-            .transition(
-                DecisionId(id),
-                DecisionState::Active,
-                "agent:fw1",
-                ledger::now(),
-                None,
-            )
-            .unwrap();
+        assert!(
+            start.elapsed() < browser::WAIT,
+            "the in-process backend did not apply decision {id}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     b.click(&b.find("#tab-active").await).await;
     b.find("#active-table").await;
@@ -269,7 +262,7 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
         "{ours:?}"
     );
     assert!(
-        ours[1].contains("approved → active") && ours[1].contains("agent:fw1"),
+        ours[1].contains("approved → active") && ours[1].contains("agent"),
         "{ours:?}"
     );
     assert!(
@@ -290,7 +283,7 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     .await;
     b.find("#decision-audit").await;
     let actors = b.texts("#decision-audit .actor").await;
-    assert_eq!(actors, ["policy", "admin", "agent:fw1", "admin"]);
+    assert_eq!(actors, ["policy", "admin", "agent", "admin"]);
     // 6 h from the approval plus the hour: more than 6 h left.
     let time_left = b.text(&b.find("#decision-fields .time-left").await).await;
     assert!(time_left.starts_with("06:"), "{time_left}");
@@ -309,7 +302,7 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     b.click(&b.find("#tab-status").await).await;
     b.wait_until(
         "the backends page",
-        "return document.querySelector('main .notice')?.textContent.includes('No backend has reported yet')",
+        "return [...document.querySelectorAll('#backends-table tbody tr')].some(r => r.textContent.startsWith('serverdry-run'))",
     )
     .await;
     run.server
