@@ -309,10 +309,10 @@ export async function renderHistory(main) {
   } catch (e) { return failed(main, e); }
   main.append(h('section', { class: 'card' }, h('h2', {}, 'Latest changes'),
     audit.entries.length ? h('div', { class: 'scroll' }, h('table', { class: 'grid-table', id: 'audit-table' },
-      h('thead', {}, h('tr', {}, ['When', 'Decision', 'Change', 'By', 'Note'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, ['When', 'Decision and target', 'Change', 'By', 'Note'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, audit.entries.map((a) => h('tr', { 'data-decision': a.decision },
         h('td', {}, timeEl(a.at)),
-        h('td', {}, h('a', { href: `#/blocks/decision/${a.decision}` }, `#${a.decision}`)),
+        h('td', {}, h('a', { href: `#/blocks/decision/${a.decision}` }, `#${a.decision}`), audit.targets[a.decision] ? h('span', { class: 'addr' }, ` ${audit.targets[a.decision]}`) : null),
         h('td', { class: 'step' }, a.from === undefined || a.from === null ? 'proposed' : a.from === a.to ? `extended${a.expires ? ` to ${fmtTime(a.expires)}` : ''}` : `${a.from} → ${a.to}`),
         h('td', { class: 'actor' }, a.actor),
         h('td', { class: 'desc' }, a.note || ''))))))
@@ -333,8 +333,31 @@ export async function renderHistory(main) {
   return null;
 }
 
+/** The admin's actions on one decision, by its state. */
+function decisionActions(d) {
+  const path = `/blocks/decision/${d.id}`;
+  const one = { selected: () => [d.id] };
+  if (d.state === 'proposed') {
+    return bulkBar('decision', one, [
+      ['Approve', 'approve', 'approved', null, 'primary'],
+      ['Reject', 'reject', 'rejected'],
+    ], () => navigate(path));
+  }
+  if (d.state === 'approved' || d.state === 'active') {
+    const by = h('select', { id: 'decision-extend-by', 'aria-label': 'Extend by' }, EXTEND.map(([l, secs]) => h('option', { value: secs }, `+ ${l}`)));
+    const bar = bulkBar('decision', one, [
+      ['Extend', 'extend', 'extended', () => ({ ttl_secs: Number(by.value) })],
+      ['Revoke', 'revoke', 'revoked'],
+    ], () => navigate(path));
+    bar.querySelector('.actions').prepend(by);
+    return bar;
+  }
+  return null;
+}
+
 export async function renderDecision(main, params, match) {
   head(main, 'history', `Decision ${match[1]}`);
+  showFlash(main);
   let r;
   try { r = await get(`/decisions/${match[1]}`); } catch (e) { return failed(main, e); }
   skewMs = r.now / 1000 - Date.now();
@@ -352,6 +375,10 @@ export async function renderDecision(main, params, match) {
         h('dd', {}, d.state === 'approved' || d.state === 'active' ? timeLeft(d.expires) : timeEl(d.expires))] : null,
       h('dt', {}, 'Events'), h('dd', {}, d.reason.events.length ? h('ul', { class: 'plain' }, d.reason.events.map((e) => h('li', {}, h('a', { href: `#/event/${e}` }, h('code', {}, e))))) : 'none (added by hand)'))),
     h('section', { class: 'card' }, h('h2', {}, 'Audit trail'), auditList(r.audit, 'decision-audit'))));
+  if (isAdmin()) {
+    const actions = decisionActions(d);
+    if (actions) main.querySelector('.detail').before(actions);
+  }
   const countdown = setInterval(tick, 1000);
   return () => clearInterval(countdown);
 }

@@ -288,6 +288,28 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
     let time_left = b.text(&b.find("#decision-fields .time-left").await).await;
     assert!(time_left.starts_with("06:"), "{time_left}");
     b.screenshot("blocks-decision").await;
+    // Revoked from its own page: final, the trail says who and why.
+    b.type_into(&b.find("#decision-reason").await, "scan ended")
+        .await;
+    b.click(&b.find("#decision-revoke").await).await;
+    b.wait_until(
+        "the revocation",
+        "return document.querySelector('.bulk-result')?.textContent.includes('1 revoked') && document.querySelector('#decision-fields .state-revoked')",
+    )
+    .await;
+    let last = b.texts("#decision-audit li").await;
+    assert!(
+        last.len() == 5
+            && last[4].contains("active → revoked")
+            && last[4].contains("admin")
+            && last[4].contains("scan ended"),
+        "{last:?}"
+    );
+    assert_eq!(
+        b.count("#decision-revoke, #decision-extend").await,
+        0,
+        "nothing left to do"
+    );
 
     // The allowlist (admin only) with each entry's source, and the backends' reports.
     b.click(&b.find("#tab-allowlist").await).await;
@@ -343,6 +365,12 @@ async fn a_proposed_block_is_approved_becomes_active_and_is_audited() {
             .await
             .contains("203.0.113.99")
     );
+    b.goto(&format!("{}/#/blocks/decision/{second}", run.base))
+        .await;
+    b.find("#decision-audit").await;
+    for css in ["#decision-approve", "#decision-reject", "#decision-reason"] {
+        assert_eq!(b.count(css).await, 0, "a viewer sees no {css}");
+    }
     b.goto(&format!("{}/#/blocks/allowlist", run.base)).await;
     b.wait_until(
         "the allowlist refusal",

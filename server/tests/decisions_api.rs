@@ -222,6 +222,7 @@ async fn admins_approve_in_bulk_with_a_result_per_id() {
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs.len(), 3);
+    assert_eq!(log["targets"][ids[1].to_string()], "198.51.100.8");
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
     let after = vera
         .get_json(&format!("/api/v1/decisions/audit?since={}", seqs[1]))

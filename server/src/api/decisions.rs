@@ -7,7 +7,7 @@
 //! at once. The ledger keeps the audit (actor = the user's name). A server without
 //! `[respond]` answers 404 (reads) or 409 (changes) with code `no_responders`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -435,6 +435,9 @@ pub async fn create(state: &Arc<AppState>, req: &Req) -> Answer {
 #[derive(Debug, Serialize)]
 struct AuditPage {
     entries: Vec<AuditEntry>,
+    /// The target of each decision the entries name (decision id → target), so a reader
+    /// needs no request per line.
+    targets: BTreeMap<i64, String>,
     /// `since=` for the next request (the last seq shown, or the one given).
     cursor: i64,
 }
@@ -456,10 +459,19 @@ pub async fn audit(state: &Arc<AppState>, req: &Req) -> Answer {
         Some(n) => n as usize,
         None => DEFAULT_AUDIT_LIMIT,
     };
-    let entries = r
-        .ledger(move |l: &Ledger<'_>| match since {
-            Some(s) => l.audit_after(s, limit),
-            None => l.audit_latest(limit),
+    let (entries, targets) = r
+        .ledger(move |l: &Ledger<'_>| {
+            let entries = match since {
+                Some(s) => l.audit_after(s, limit)?,
+                None => l.audit_latest(limit)?,
+            };
+            let mut targets = BTreeMap::new();
+            for e in &entries {
+                if let std::collections::btree_map::Entry::Vacant(v) = targets.entry(e.decision.0) {
+                    v.insert(target_text(&l.get(e.decision)?.target));
+                }
+            }
+            Ok((entries, targets))
         })
         .await
         .map_err(ledger_error)?;
@@ -469,7 +481,11 @@ pub async fn audit(state: &Arc<AppState>, req: &Req) -> Answer {
         .max()
         .unwrap_or(since.unwrap_or(0))
         .max(since.unwrap_or(0));
-    json(&AuditPage { entries, cursor })
+    json(&AuditPage {
+        entries,
+        targets,
+        cursor,
+    })
 }
 
 #[derive(Debug, Serialize)]
