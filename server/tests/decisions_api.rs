@@ -487,6 +487,27 @@ async fn extend_and_manual_blocks_are_checked() {
     }
     let all = admin.get_json("/api/v1/decisions").await;
     assert_eq!(all["decisions"].as_array().unwrap().len(), 3);
+    // A proposal on an allowlisted address (the allowlist changed since, say) is refused
+    // at approval, with the entry that protects it, and stays proposed.
+    let allowed = propose(&run, &["203.0.113.70"]);
+    let v: Value = admin
+        .post("/api/v1/decisions/approve", json!({"ids": allowed}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(results(&v), [(allowed[0], false, "refused".into())]);
+    assert!(
+        v["results"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("203.0.113.64/26 ([respond] allow)"),
+        "{v}"
+    );
+    let d = admin
+        .get_json(&format!("/api/v1/decisions/{}", allowed[0]))
+        .await;
+    assert_eq!(d["decision"]["state"], "proposed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

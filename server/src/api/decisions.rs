@@ -198,6 +198,18 @@ struct BulkResult {
     message: Option<String>,
 }
 
+impl BulkResult {
+    fn refused(id: DecisionId, code: &'static str, message: String) -> BulkResult {
+        BulkResult {
+            id,
+            ok: false,
+            decision: None,
+            error: Some(code),
+            message: Some(message),
+        }
+    }
+}
+
 fn reason_of(reason: Option<String>) -> Result<Option<String>, ApiError> {
     let reason = reason
         .map(|r| r.trim().to_string())
@@ -274,64 +286,64 @@ pub async fn bulk(state: &Arc<AppState>, req: &Req, action: BulkAction) -> Answe
         .ledger(move |l| {
             let now = ledger::now();
             let mut out = Vec::with_capacity(ids.len());
+            // After a failure of the database itself the rest is not attempted (and said so).
+            let mut failed: Option<DecisionId> = None;
             for id in ids {
-                let one = (|| -> Result<Decision, (&'static str, String)> {
-                    let err = |e: LedgerError| (classify(&e).1, e.to_string());
-                    let note = reason.as_deref();
-                    match action {
-                        BulkAction::Approve => {
-                            let d = l.get(id).map_err(err)?;
-                            if let Err(why) = check_target(&allowlist, &guards, &d.target) {
-                                return Err((
-                                    "refused",
-                                    format!(
-                                        "decision {id} on {} cannot be approved: {why}",
-                                        target_text(&d.target)
-                                    ),
-                                ));
-                            }
-                            l.transition(id, DecisionState::Approved, &actor, now, note)
-                                .map_err(err)
-                        }
-                        BulkAction::Reject => l
-                            .transition(id, DecisionState::Rejected, &actor, now, note)
-                            .map_err(err),
-                        BulkAction::Revoke => l
-                            .transition(id, DecisionState::Revoked, &actor, now, note)
-                            .map_err(err),
-                        BulkAction::Extend => l
-                            .extend(
-                                id,
-                                extension.expect("checked above"),
-                                Some(max_ttl),
-                                &actor,
-                                now,
-                                note,
-                            )
-                            .map_err(err),
+                if let Some(at) = failed {
+                    out.push(BulkResult::refused(
+                        id,
+                        "not_attempted",
+                        format!("not attempted: the ledger failed on decision {at}"),
+                    ));
+                    continue;
+                }
+                let note = reason.as_deref();
+                let one = match action {
+                    BulkAction::Approve => {
+                        l.get(id)
+                            .and_then(|d| match check_target(&allowlist, &guards, &d.target) {
+                                Ok(()) => l
+                                    .transition(id, DecisionState::Approved, &actor, now, note)
+                                    .map(Ok),
+                                Err(why) => Ok(Err(format!(
+                                    "decision {id} on {} cannot be approved: {why}",
+                                    target_text(&d.target)
+                                ))),
+                            })
                     }
-                })();
+                    BulkAction::Reject => l
+                        .transition(id, DecisionState::Rejected, &actor, now, note)
+                        .map(Ok),
+                    BulkAction::Revoke => l
+                        .transition(id, DecisionState::Revoked, &actor, now, note)
+                        .map(Ok),
+                    BulkAction::Extend => l
+                        .extend(
+                            id,
+                            extension.expect("checked above"),
+                            Some(max_ttl),
+                            &actor,
+                            now,
+                            note,
+                        )
+                        .map(Ok),
+                };
                 out.push(match one {
-                    Ok(d) => BulkResult {
+                    Ok(Ok(d)) => BulkResult {
                         id,
                         ok: true,
                         decision: Some(d),
                         error: None,
                         message: None,
                     },
-                    Err((code, message)) => {
-                        if code == "ledger_failed" {
-                            // The database itself failed: stop, do not report the rest as
-                            // refused one by one.
-                            return Err(LedgerError::Corrupt { id: id.0, message });
+                    Ok(Err(why)) => BulkResult::refused(id, "refused", why),
+                    Err(e) => {
+                        let (status, code) = classify(&e);
+                        if status == StatusCode::INTERNAL_SERVER_ERROR {
+                            tracing::error!("decision {id}: {e}");
+                            failed = Some(id);
                         }
-                        BulkResult {
-                            id,
-                            ok: false,
-                            decision: None,
-                            error: Some(code),
-                            message: Some(message),
-                        }
+                        BulkResult::refused(id, code, e.to_string())
                     }
                 });
             }
