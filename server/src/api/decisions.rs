@@ -74,6 +74,18 @@ fn ledger_error(e: LedgerError) -> ApiError {
     ApiError::new(status, code, e.to_string())
 }
 
+/// Why `target` may not be blocked: the allowlist, the shortest prefix, or a sensor's
+/// address the server learned from its ingest.
+fn refusal(r: &Responders, target: &ipnet::IpNet) -> Option<String> {
+    let guards = spoor_responders::agent::guards(r.config());
+    if let Err(why) = check_target(r.allowlist(), &guards, target) {
+        return Some(why.to_string());
+    }
+    r.sensor_in(target).map(|(addr, name)| {
+        format!("allowlisted: {addr} (Spoor sensor `{name}`, learned from its ingest)")
+    })
+}
+
 /// `/decisions?...` page.
 #[derive(Debug, Serialize)]
 struct DecisionPage {
@@ -280,8 +292,7 @@ pub async fn bulk(state: &Arc<AppState>, req: &Req, action: BulkAction) -> Answe
         .collect();
     let actor = a.user.name.clone();
     let max_ttl = r.config().max_ttl.as_std();
-    let allowlist = r.allowlist().clone();
-    let guards = spoor_responders::agent::guards(r.config());
+    let rs = Arc::clone(r);
     let results = r
         .ledger(move |l| {
             let now = ledger::now();
@@ -299,18 +310,15 @@ pub async fn bulk(state: &Arc<AppState>, req: &Req, action: BulkAction) -> Answe
                 }
                 let note = reason.as_deref();
                 let one = match action {
-                    BulkAction::Approve => {
-                        l.get(id)
-                            .and_then(|d| match check_target(&allowlist, &guards, &d.target) {
-                                Ok(()) => l
-                                    .transition(id, DecisionState::Approved, &actor, now, note)
-                                    .map(Ok),
-                                Err(why) => Ok(Err(format!(
-                                    "decision {id} on {} cannot be approved: {why}",
-                                    target_text(&d.target)
-                                ))),
-                            })
-                    }
+                    BulkAction::Approve => l.get(id).and_then(|d| match refusal(&rs, &d.target) {
+                        None => l
+                            .transition(id, DecisionState::Approved, &actor, now, note)
+                            .map(Ok),
+                        Some(why) => Ok(Err(format!(
+                            "decision {id} on {} cannot be approved: {why}",
+                            target_text(&d.target)
+                        ))),
+                    }),
                     BulkAction::Reject => l
                         .transition(id, DecisionState::Rejected, &actor, now, note)
                         .map(Ok),
@@ -376,8 +384,7 @@ pub async fn create(state: &Arc<AppState>, req: &Req) -> Answer {
     let b: ManualBlock = req.json()?;
     let target = parse_target(&b.target)
         .map_err(|m| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_target", m))?;
-    let guards = spoor_responders::agent::guards(r.config());
-    if let Err(why) = check_target(r.allowlist(), &guards, &target) {
+    if let Some(why) = refusal(r, &target) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "refused",
@@ -510,7 +517,7 @@ struct AllowRow {
 pub async fn allowlist(state: &Arc<AppState>, req: &Req) -> Answer {
     authenticate(state, req, Role::Admin).await?;
     let r = responders(state, req)?;
-    let rows: Vec<AllowRow> = r
+    let mut rows: Vec<AllowRow> = r
         .allowlist()
         .entries()
         .iter()
@@ -519,6 +526,14 @@ pub async fn allowlist(state: &Arc<AppState>, req: &Req) -> Answer {
             source: e.source.to_string(),
         })
         .collect();
+    rows.extend(
+        r.sensor_addresses()
+            .into_iter()
+            .map(|(addr, name)| AllowRow {
+                net: ipnet::IpNet::from(addr).to_string(),
+                source: format!("Spoor sensor `{name}` (learned from its ingest)"),
+            }),
+    );
     json(&rows)
 }
 
