@@ -508,6 +508,32 @@ async fn extend_and_manual_blocks_are_checked() {
         .get_json(&format!("/api/v1/decisions/{}", allowed[0]))
         .await;
     assert_eq!(d["decision"]["state"], "proposed");
+    // A sensor's address learned from its ingest is never blocked either.
+    run.server
+        .responders()
+        .unwrap()
+        .note_sensor("s9", "198.51.100.77".parse().unwrap());
+    let r = admin
+        .post("/api/v1/decisions", json!({"target": "198.51.100.64/26"}))
+        .await;
+    assert_eq!(r.status(), 422);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("198.51.100.77 (Spoor sensor `s9`, learned from its ingest)"),
+        "{v}"
+    );
+    let list = admin.get_json("/api/v1/responders/allowlist").await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["net"] == "198.51.100.77/32"
+                && e["source"].as_str().unwrap().contains("`s9`")),
+        "{list}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
