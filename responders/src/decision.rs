@@ -177,6 +177,38 @@ pub struct AuditEntry {
     pub at: Micros,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The expiry this entry set: on approval, and on an extension (an entry whose
+    /// `from` equals its `to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Micros>,
+}
+
+/// A ledger time as `2026-01-01 12:00:00 UTC`, for messages an admin reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Utc(pub Micros);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.secs();
+        let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        // Days since 1970-01-01 → Gregorian date, counting in 400-year eras from 0000-03-01.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
 }
 
 /// The target as written in a backend and in the ledger: a bare address for a host
@@ -258,6 +290,20 @@ mod tests {
                 .contains("10.0.0.0/8")
         );
         assert!(parse_target("evil.example").is_err());
+        assert_eq!(Utc(Micros(0)).to_string(), "1970-01-01 00:00:00 UTC");
+        // 2026-01-01T00:00:00Z, a leap day and the last second of a year
+        assert_eq!(
+            Utc(Micros(1_767_225_600_000_000)).to_string(),
+            "2026-01-01 00:00:00 UTC"
+        );
+        assert_eq!(
+            Utc(Micros(1_709_164_800_000_000 + 3_723_000_000)).to_string(),
+            "2024-02-29 01:02:03 UTC"
+        );
+        assert_eq!(
+            Utc(Micros(1_735_689_599_999_999)).to_string(),
+            "2024-12-31 23:59:59 UTC"
+        );
         for s in DecisionState::ALL {
             assert_eq!(s.as_str().parse::<DecisionState>(), Ok(s));
         }

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use spoor_core::{EventId, Micros};
 
 use crate::decision::{
-    AuditEntry, Decision, DecisionId, DecisionState, NewDecision, Reason, parse_target, target_text,
+    AuditEntry, Decision, DecisionId, DecisionState, NewDecision, Reason, Utc, parse_target,
+    target_text,
 };
 
 /// The schema, one step per version; a step is never edited once released, only appended.
@@ -63,6 +64,8 @@ const MIGRATIONS: &[&str] = &[
         added_at INTEGER NOT NULL,
         PRIMARY KEY (backend, target)
     );",
+    // 2: the expiry an entry set (approval, extension), so the audit log says how long.
+    "ALTER TABLE responder_audit ADD COLUMN expires_at INTEGER;",
 ];
 
 /// How long a writer waits for another process's lock before giving up (the agent and
@@ -81,6 +84,28 @@ pub enum LedgerError {
         id: DecisionId,
         from: DecisionState,
         to: DecisionState,
+    },
+    #[error("decision {id} is {state}; only an approved or active decision can be extended")]
+    NotExtendable {
+        id: DecisionId,
+        state: DecisionState,
+    },
+    #[error(
+        "decision {id} already lasts until {}; the new expiry {} would not extend it (revoke it to end it early)", Utc(*current), Utc(*requested)
+    )]
+    NotLater {
+        id: DecisionId,
+        current: Micros,
+        requested: Micros,
+    },
+    #[error(
+        "decision {id} cannot last until {}: [respond] max_ttl is {max_ttl_secs} s, so {} is the latest it may end", Utc(*requested), Utc(*latest)
+    )]
+    BeyondMaxTtl {
+        id: DecisionId,
+        requested: Micros,
+        latest: Micros,
+        max_ttl_secs: u64,
     },
     #[error("decision ledger row {id} is corrupt: {message}")]
     Corrupt { id: i64, message: String },
@@ -130,6 +155,13 @@ pub fn migrate(conn: &Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Seconds as µs, saturating.
+fn secs_micros(secs: u64) -> i64 {
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000)
+}
+
 /// The wall clock as the ledger records it.
 pub fn now() -> Micros {
     let d = std::time::SystemTime::now()
@@ -151,6 +183,19 @@ pub struct StreamChanges {
     pub cursor: i64,
     pub changes: Vec<Decision>,
 }
+
+/// How [`Ledger::extend`] moves a decision's expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extension {
+    /// End at this time.
+    Until(Micros),
+    /// End this many seconds after the current expiry (after now, if it has none).
+    By(u64),
+}
+
+/// The most decisions [`Ledger::recent`] returns at once.
+pub const MAX_RECENT: usize = 1000;
 
 /// The ledger over a connection whose schema is migrated.
 #[derive(Debug, Clone, Copy)]
@@ -223,25 +268,27 @@ impl<'c> Ledger<'c> {
         Ok(out)
     }
 
+    /// One audit line: the step (from, to), who, when, why, and the expiry it set.
     fn audit_insert(
         &self,
         id: DecisionId,
-        from: Option<DecisionState>,
-        to: DecisionState,
+        (from, to): (Option<DecisionState>, DecisionState),
         actor: &str,
         at: Micros,
         note: Option<&str>,
+        expires: Option<Micros>,
     ) -> Result<i64, LedgerError> {
         self.conn.execute(
-            "INSERT INTO responder_audit (decision, from_state, to_state, actor, at, note)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO responder_audit (decision, from_state, to_state, actor, at, note, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 id.0,
                 from.map(|f| f.as_str()),
                 to.as_str(),
                 actor,
                 at.0,
-                note
+                note,
+                expires.map(|e| e.0)
             ],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -274,11 +321,11 @@ impl<'c> Ledger<'c> {
         let id = DecisionId(self.conn.last_insert_rowid());
         let seq = self.audit_insert(
             id,
-            None,
-            DecisionState::Proposed,
+            (None, DecisionState::Proposed),
             actor,
             at,
             new.reason.note.as_deref(),
+            None,
         )?;
         self.conn.execute(
             "UPDATE responder_decisions SET seq = ?1 WHERE id = ?2",
@@ -313,21 +360,91 @@ impl<'c> Ledger<'c> {
                 to,
             });
         }
-        let seq = self.audit_insert(id, Some(current.state), to, actor, at, note)?;
         let expires = match to {
-            DecisionState::Approved => Some(Micros(
-                at.0.saturating_add(
-                    i64::try_from(current.ttl_secs)
-                        .unwrap_or(i64::MAX)
-                        .saturating_mul(1_000_000),
-                ),
-            )),
+            DecisionState::Approved => {
+                Some(Micros(at.0.saturating_add(secs_micros(current.ttl_secs))))
+            }
             _ => current.expires,
         };
+        let set = (to == DecisionState::Approved).then_some(expires).flatten();
+        let seq = self.audit_insert(id, (Some(current.state), to), actor, at, note, set)?;
         self.conn.execute(
             "UPDATE responder_decisions SET state = ?1, actor = ?2, updated_at = ?3,
              expires_at = ?4, seq = ?5 WHERE id = ?6",
             params![to.as_str(), actor, at.0, expires.map(|e| e.0), seq, id.0],
+        )?;
+        tx.commit()?;
+        self.get(id)
+    }
+
+    /// Move the expiry of an approved or active decision later, and log it as an entry
+    /// whose state stays the same (`from == to`) with the new expiry and `reason`. The new
+    /// expiry may be at most `max_ttl` after `at` (the config's `[respond] max_ttl`; `None`
+    /// for no cap). The decision's `seq` moves, so agents following the stream see it.
+    pub fn extend(
+        &self,
+        id: DecisionId,
+        by: Extension,
+        max_ttl: Option<std::time::Duration>,
+        actor: &str,
+        at: Micros,
+        reason: Option<&str>,
+    ) -> Result<Decision, LedgerError> {
+        // IMMEDIATE, as in `transition`: the read must not be a stale snapshot.
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
+        let current = self.get(id)?;
+        if !current.state.wants_block() {
+            return Err(LedgerError::NotExtendable {
+                id,
+                state: current.state,
+            });
+        }
+        let requested = match by {
+            Extension::Until(t) => t,
+            Extension::By(secs) => Micros(
+                current
+                    .expires
+                    .unwrap_or(at)
+                    .0
+                    .max(at.0)
+                    .saturating_add(secs_micros(secs)),
+            ),
+        };
+        let floor = current.expires.map_or(at.0, |e| e.0.max(at.0));
+        if requested.0 <= floor {
+            return Err(LedgerError::NotLater {
+                id,
+                current: Micros(floor),
+                requested,
+            });
+        }
+        if let Some(max) = max_ttl {
+            let max_ttl_secs = max.as_secs();
+            let latest = Micros(at.0.saturating_add(secs_micros(max_ttl_secs)));
+            if requested > latest {
+                return Err(LedgerError::BeyondMaxTtl {
+                    id,
+                    requested,
+                    latest,
+                    max_ttl_secs,
+                });
+            }
+        }
+        let seq = self.audit_insert(
+            id,
+            (Some(current.state), current.state),
+            actor,
+            at,
+            reason,
+            Some(requested),
+        )?;
+        self.conn.execute(
+            "UPDATE responder_decisions SET actor = ?1, updated_at = ?2, expires_at = ?3, seq = ?4
+             WHERE id = ?5",
+            params![actor, at.0, requested.0, seq, id.0],
         )?;
         tx.commit()?;
         self.get(id)
@@ -349,6 +466,29 @@ impl<'c> Ledger<'c> {
         self.query(
             &format!("WHERE state IN ({}) ORDER BY id", names.join(", ")),
             &[],
+        )
+    }
+
+    /// Up to `limit` (at most [`MAX_RECENT`]) decisions in any of `states` (all states for
+    /// an empty list) with an id below `before`, newest first: the pages of the dashboard.
+    pub fn recent(
+        &self,
+        states: &[DecisionState],
+        before: Option<DecisionId>,
+        limit: usize,
+    ) -> Result<Vec<Decision>, LedgerError> {
+        let limit = limit.clamp(1, MAX_RECENT) as i64;
+        let before = before.map_or(i64::MAX, |b| b.0);
+        let filter = if states.is_empty() {
+            String::new()
+        } else {
+            // The state names are this crate's constants, never input.
+            let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("AND state IN ({})", names.join(", "))
+        };
+        self.query(
+            &format!("WHERE id < ?1 {filter} ORDER BY id DESC LIMIT ?2"),
+            &[&before, &limit],
         )
     }
 
@@ -397,13 +537,26 @@ impl<'c> Ledger<'c> {
         self.audit_where("WHERE seq > ?1 ORDER BY seq", &[&seq])
     }
 
+    /// At most `limit` (capped at [`MAX_RECENT`]) audit entries after `seq`, in order:
+    /// a reader following the log page by page.
+    pub fn audit_after(&self, seq: i64, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        let limit = limit.clamp(1, MAX_RECENT) as i64;
+        self.audit_where("WHERE seq > ?1 ORDER BY seq LIMIT ?2", &[&seq, &limit])
+    }
+
+    /// The newest `limit` (capped at [`MAX_RECENT`]) audit entries, newest first.
+    pub fn audit_latest(&self, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        let limit = limit.clamp(1, MAX_RECENT) as i64;
+        self.audit_where("ORDER BY seq DESC LIMIT ?1", &[&limit])
+    }
+
     fn audit_where(
         &self,
         sql_where: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<AuditEntry>, LedgerError> {
         let sql = format!(
-            "SELECT seq, decision, from_state, to_state, actor, at, note FROM responder_audit {sql_where}"
+            "SELECT seq, decision, from_state, to_state, actor, at, note, expires_at FROM responder_audit {sql_where}"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(args, |r| {
@@ -415,11 +568,12 @@ impl<'c> Ledger<'c> {
                 r.get::<_, String>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, decision, from, to, actor, at, note) = row?;
+            let (seq, decision, from, to, actor, at, note, expires) = row?;
             let corrupt = |message: String| LedgerError::Corrupt {
                 id: decision,
                 message,
@@ -432,6 +586,7 @@ impl<'c> Ledger<'c> {
                 actor,
                 at: Micros(at),
                 note,
+                expires: expires.map(Micros),
             });
         }
         Ok(out)
@@ -653,6 +808,196 @@ mod tests {
         assert!(l.snapshot().unwrap().decisions.is_empty());
         assert_eq!(l.repeat_count(&a.target, Micros(0)).unwrap(), 1);
         assert_eq!(l.repeat_count(&b.target, Micros(0)).unwrap(), 0);
+    }
+
+    const H: i64 = 3600 * 1_000_000;
+
+    #[test]
+    fn extend_moves_the_expiry_of_approved_and_active_decisions_only() {
+        let c = conn();
+        let l = Ledger::new(&c);
+        let d = l.propose(&new("203.0.113.5"), "policy", Micros(0)).unwrap();
+        // proposed: nothing to extend yet
+        let e = l
+            .extend(d.id, Extension::By(60), None, "alice", Micros(1), None)
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LedgerError::NotExtendable {
+                    state: DecisionState::Proposed,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        l.transition(d.id, DecisionState::Approved, "alice", Micros(0), None)
+            .unwrap();
+        let cursor = l.snapshot().unwrap().cursor;
+        // + 2 h on top of the 1 h TTL
+        let x = l
+            .extend(
+                d.id,
+                Extension::By(7200),
+                None,
+                "alice",
+                Micros(10),
+                Some("still scanning"),
+            )
+            .unwrap();
+        assert_eq!(x.expires, Some(Micros(3 * H)));
+        assert_eq!(x.state, DecisionState::Approved);
+        assert_eq!(x.actor, "alice");
+        // agents following the stream see the new expiry
+        let ch = l.changes_since(cursor).unwrap();
+        assert_eq!(ch.changes.len(), 1);
+        assert_eq!(ch.changes[0].expires, Some(Micros(3 * H)));
+        l.transition(d.id, DecisionState::Active, "agent", Micros(20), None)
+            .unwrap();
+        let x = l
+            .extend(
+                d.id,
+                Extension::Until(Micros(5 * H)),
+                None,
+                "bob",
+                Micros(30),
+                None,
+            )
+            .unwrap();
+        assert_eq!(
+            (x.state, x.expires),
+            (DecisionState::Active, Some(Micros(5 * H)))
+        );
+        // the audit log has both extensions with actor, reason and the expiry they set
+        let audit = l.audit(d.id).unwrap();
+        let steps: Vec<_> = audit
+            .iter()
+            .map(|a| (a.from, a.to, a.actor.as_str(), a.expires, a.note.as_deref()))
+            .collect();
+        use DecisionState::*;
+        assert_eq!(
+            steps,
+            [
+                (None, Proposed, "policy", None, None),
+                (Some(Proposed), Approved, "alice", Some(Micros(H)), None),
+                (
+                    Some(Approved),
+                    Approved,
+                    "alice",
+                    Some(Micros(3 * H)),
+                    Some("still scanning")
+                ),
+                (Some(Approved), Active, "agent", None, None),
+                (Some(Active), Active, "bob", Some(Micros(5 * H)), None),
+            ]
+        );
+        // an expiry that is not later is refused, precisely
+        let e = l
+            .extend(
+                d.id,
+                Extension::Until(Micros(4 * H)),
+                None,
+                "bob",
+                Micros(40),
+                None,
+            )
+            .unwrap_err();
+        assert!(matches!(e, LedgerError::NotLater { .. }), "{e}");
+        assert!(e.to_string().contains("1970-01-01 05:00:00 UTC"), "{e}");
+        // final decisions cannot be extended
+        l.transition(d.id, DecisionState::Revoked, "bob", Micros(50), None)
+            .unwrap();
+        let e = l
+            .extend(d.id, Extension::By(60), None, "bob", Micros(60), None)
+            .unwrap_err();
+        assert!(
+            matches!(e, LedgerError::NotExtendable { state: Revoked, .. }),
+            "{e}"
+        );
+        assert!(matches!(
+            l.extend(
+                DecisionId(999),
+                Extension::By(1),
+                None,
+                "bob",
+                Micros(0),
+                None
+            ),
+            Err(LedgerError::NoSuchDecision(DecisionId(999)))
+        ));
+        // refused extensions left no trace
+        assert_eq!(l.audit(d.id).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn extend_is_capped_by_max_ttl_from_now() {
+        let c = conn();
+        let l = Ledger::new(&c);
+        let d = l
+            .propose(&new("198.51.100.0/24"), "policy", Micros(0))
+            .unwrap();
+        l.transition(d.id, DecisionState::Approved, "alice", Micros(0), None)
+            .unwrap();
+        let cap = Some(std::time::Duration::from_secs(6 * 3600));
+        // at 1 h, +5 h ends at 7 h: the latest allowed is 1 h + 6 h
+        let x = l
+            .extend(d.id, Extension::By(5 * 3600), cap, "alice", Micros(H), None)
+            .unwrap();
+        assert_eq!(x.expires, Some(Micros(6 * H)));
+        let e = l
+            .extend(d.id, Extension::By(2 * 3600), cap, "alice", Micros(H), None)
+            .unwrap_err();
+        assert!(
+            matches!(e, LedgerError::BeyondMaxTtl { latest: Micros(l), .. } if l == 7 * H),
+            "{e}"
+        );
+        assert!(e.to_string().contains("max_ttl is 21600 s"), "{e}");
+        // a decision whose expiry has passed (not yet expired by the timer) is extended
+        // from now, not from its old expiry
+        let x = l
+            .extend(d.id, Extension::By(60), cap, "alice", Micros(10 * H), None)
+            .unwrap();
+        assert_eq!(x.expires, Some(Micros(10 * H + 60_000_000)));
+    }
+
+    #[test]
+    fn recent_is_newest_first_filtered_and_bounded() {
+        let c = conn();
+        let l = Ledger::new(&c);
+        let ids: Vec<_> = (1..=5)
+            .map(|i| {
+                l.propose(&new(&format!("192.0.2.{i}")), "policy", Micros(0))
+                    .unwrap()
+                    .id
+            })
+            .collect();
+        l.transition(ids[1], DecisionState::Rejected, "bob", Micros(1), None)
+            .unwrap();
+        let all: Vec<_> = l
+            .recent(&[], None, 10)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(all, [ids[4], ids[3], ids[2], ids[1], ids[0]]);
+        let page: Vec<_> = l
+            .recent(&[DecisionState::Proposed], Some(ids[3]), 2)
+            .unwrap()
+            .iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(page, [ids[2], ids[0]]);
+        assert_eq!(
+            l.recent(&[DecisionState::Rejected], None, 10).unwrap()[0].id,
+            ids[1]
+        );
+        assert_eq!(l.recent(&[], None, 0).unwrap().len(), 1, "at least one");
+        // the audit log in bounded pages: 5 proposals and a rejection
+        let latest: Vec<_> = l.audit_latest(2).unwrap().iter().map(|a| a.seq).collect();
+        assert_eq!(latest, [6, 5]);
+        let after: Vec<_> = l.audit_after(2, 3).unwrap().iter().map(|a| a.seq).collect();
+        assert_eq!(after, [3, 4, 5]);
+        assert!(l.audit_after(6, 10).unwrap().is_empty());
     }
 
     #[test]

@@ -31,6 +31,6 @@ pub mod system;
 
 pub use allowlist::{AllowEntry, AllowSource, Allowlist, HostFacts};
 pub use backend::{Backend, BackendError, Changes};
-pub use decision::{AuditEntry, Decision, DecisionId, DecisionState, NewDecision, Reason};
+pub use decision::{AuditEntry, Decision, DecisionId, DecisionState, NewDecision, Reason, Utc};
 pub use guard::{Applied, GuardedBackend, Guards, Refusal};
-pub use ledger::{Ledger, LedgerError, StreamChanges, StreamSnapshot};
+pub use ledger::{Extension, Ledger, LedgerError, StreamChanges, StreamSnapshot};

@@ -8,6 +8,7 @@ import * as overview from './overview.js';
 import * as events from './events.js';
 import * as detail from './detail.js';
 import * as status from './status.js';
+import * as blocks from './blocks.js';
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -73,6 +74,12 @@ const VIEWS = [
   [/^\/sensors$/, 'sensors', (p, m) => status.renderSensors(main, p, m)],
   [/^\/feeds$/, 'feeds', (p, m) => status.renderFeeds(main, p, m)],
   [/^\/rules$/, 'rules', (p, m) => status.renderRules(main, p, m)],
+  [/^\/blocks$/, 'blocks', (p, m) => blocks.renderApprovals(main, p, m)],
+  [/^\/blocks\/active$/, 'blocks', (p, m) => blocks.renderActive(main, p, m)],
+  [/^\/blocks\/history$/, 'blocks', (p, m) => blocks.renderHistory(main, p, m)],
+  [/^\/blocks\/decision\/([0-9]+)$/, 'blocks', (p, m) => blocks.renderDecision(main, p, m)],
+  [/^\/blocks\/allowlist$/, 'blocks', (p, m) => blocks.renderAllowlist(main, p, m)],
+  [/^\/blocks\/status$/, 'blocks', (p, m) => blocks.renderBackends(main, p, m)],
 ];
 
 async function render() {

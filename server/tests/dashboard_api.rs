@@ -15,6 +15,7 @@ async fn pages_are_embedded_with_a_strict_content_security_policy() {
         ("/assets/app.js", "text/javascript"),
         ("/assets/app.css", "text/css"),
         ("/assets/charts.js", "text/javascript"),
+        ("/assets/blocks.js", "text/javascript"),
         ("/assets/favicon.svg", "image/svg+xml"),
     ] {
         let r = run.http.get(run.url(path)).send().await.unwrap();

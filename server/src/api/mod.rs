@@ -3,6 +3,7 @@
 //! table; each area has its file. Errors are JSON `{"error": CODE, "message": TEXT}` with
 //! a precise status ([`ApiError`]). docs/API.md documents every endpoint.
 
+pub mod decisions;
 pub mod events;
 pub mod ingest;
 pub mod live;
@@ -218,6 +219,23 @@ async fn route(state: &Arc<AppState>, req: Req) -> Answer {
         (true, Method::PUT, ["users", name], _) => users::update(state, &req, name).await,
         (true, Method::DELETE, ["users", name], _) => users::delete(state, &req, name).await,
         (true, Method::GET, ["audit"], _) => users::audit(state, &req).await,
+        (true, Method::GET, ["decisions"], _) => decisions::list(state, &req).await,
+        (true, Method::POST, ["decisions"], _) => decisions::create(state, &req).await,
+        (true, Method::GET, ["decisions", "audit"], _) => decisions::audit(state, &req).await,
+        (true, Method::GET, ["decisions", id], _) => decisions::get(state, &req, id).await,
+        (true, Method::POST, ["decisions", action], _) => {
+            match decisions::BulkAction::from_path(action) {
+                Some(a) => decisions::bulk(state, &req, a).await,
+                None => Err(ApiError::not_found(format!(
+                    "no endpoint POST {}: the actions are approve, reject, revoke and extend",
+                    req.path
+                ))),
+            }
+        }
+        (true, Method::GET, ["responders", "allowlist"], _) => {
+            decisions::allowlist(state, &req).await
+        }
+        (true, Method::GET, ["responders", "status"], _) => decisions::status(state, &req).await,
         (true, Method::GET, ["feeds"], _) => crate::dashboard::feeds::list(state, &req).await,
         (false, Method::GET, _, _) => crate::dashboard::page(&req.path)
             .ok_or_else(|| ApiError::not_found(format!("no page {}", req.path))),

@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = &[
     asset!("detail.js", JS),
     asset!("triage.js", JS),
     asset!("status.js", JS),
+    asset!("blocks.js", JS),
     asset!("favicon.svg", "image/svg+xml"),
 ];
 
