@@ -287,6 +287,9 @@ pub struct ServerConfig {
     /// The feeds the dashboard's feeds page reports on (not part of `[server]`: the
     /// binary passes its `[feeds]` section). None: the feeds page says so.
     pub feeds: Option<spoor_feeds::config::FeedsConfig>,
+    /// The responders (not part of `[server]`: the binary passes its `[respond]`
+    /// section). None: no policy on ingest, no decisions; the decision endpoints say so.
+    pub respond: Option<spoor_responders::config::RespondConfig>,
 }
 
 /// How the listener speaks.
@@ -536,6 +539,7 @@ impl RawServer {
             sensors,
             webhooks,
             feeds: None,
+            respond: None,
         })
     }
 }

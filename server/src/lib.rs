@@ -8,6 +8,8 @@
 //! - [`tls`]: the listener's certificate
 //! - [`config`]: the `[server]` config section
 //! - [`dashboard`]: the web pages (embedded files) and the feeds' status
+//! - [`respond`]: the responders (decisions ledger, policy on ingest, expiry, the
+//!   in-process backend) when `[respond]` is passed in
 //!
 //! [`Server::start`] opens the store, makes the first admin if there is none, and serves
 //! until [`Server::stop`]. Events flow: `POST /api/v1/events` → checks → (pseudonyms) →
@@ -20,6 +22,7 @@ pub mod config;
 pub mod dashboard;
 pub mod metrics;
 pub mod privacy;
+pub mod respond;
 pub mod store;
 pub mod tls;
 pub mod webhook;
@@ -71,6 +74,13 @@ pub enum ServerError {
     },
     #[error("the token file of sensor `{sensor}` ({path}) is empty")]
     EmptyToken { sensor: String, path: PathBuf },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot open the decisions ledger in {path}: {source}")]
+    Ledger {
+        path: PathBuf,
+        source: spoor_responders::LedgerError,
+    },
 }
 
 /// The database path for a data dir.
@@ -174,7 +184,26 @@ impl Server {
             })?;
         let metrics = Arc::new(Metrics::default());
         webhook::start(&store, &config.webhooks, Arc::clone(&metrics));
+        let responders = match config.respond.clone() {
+            Some(rc) => {
+                let path = store.path().to_path_buf();
+                let facts = respond::ServerFacts {
+                    listen: local_addr,
+                    pseudonyms: config.privacy.pseudonymise,
+                };
+                let opened = tokio::task::spawn_blocking(move || {
+                    let host = spoor_responders::system::discover();
+                    respond::Responders::open(rc, &path, &host, facts)
+                        .map_err(|source| ServerError::Ledger { path, source })
+                })
+                .await
+                .map_err(|e| store::StoreError::Invalid(e.to_string()))??;
+                Some(Arc::new(opened))
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
+            responders,
             throttle: LoginThrottle::new(config.login_max_failures, config.login_lockout),
             pseudonymiser: privacy::Pseudonymiser::new(&config.privacy),
             secure_cookies: tls.is_some(),
@@ -185,6 +214,14 @@ impl Server {
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(retention_loop(Arc::clone(&state), stopped.clone()));
+        if let Some(r) = &state.responders {
+            respond::tasks::start_policy(r, &store, &metrics).map_err(ServerError::Thread)?;
+            tokio::spawn(respond::tasks::expiry_loop(
+                Arc::clone(r),
+                Arc::clone(&metrics),
+                stopped.clone(),
+            ));
+        }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state), stopped));

@@ -43,6 +43,8 @@ pub struct AppState {
     pub pseudonymiser: Option<Pseudonymiser>,
     /// Cookies get `Secure` when the listener speaks TLS.
     pub secure_cookies: bool,
+    /// The responders, when the server was given `[respond]`.
+    pub responders: Option<Arc<crate::respond::Responders>>,
 }
 
 /// The client's address, put into each request by the listener.

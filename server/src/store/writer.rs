@@ -97,11 +97,58 @@ impl WriterHandle {
     }
 }
 
-pub(super) fn start(conn: Connection, live: broadcast::Sender<Arc<Event>>) -> WriterHandle {
+/// The lossless consumer of new events ([`super::Store::follow`]): the writer hands it
+/// each committed event, waiting when its queue is full.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Follower {
+    tx: Arc<std::sync::Mutex<Option<mpsc::SyncSender<Arc<Event>>>>>,
+}
+
+impl Follower {
+    pub(super) fn replace(&self, capacity: usize) -> mpsc::Receiver<Arc<Event>> {
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Hand over `events` (after their commit); a follower that went away is forgotten.
+    fn send(&self, events: &[Arc<Event>]) {
+        let mut slot = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = slot.as_ref() else {
+            return;
+        };
+        let mut waited = false;
+        for e in events {
+            let sent = match tx.try_send(Arc::clone(e)) {
+                Ok(()) => Ok(()),
+                Err(mpsc::TrySendError::Full(e)) => {
+                    waited = true;
+                    tx.send(e).map_err(|_| ())
+                }
+                Err(mpsc::TrySendError::Disconnected(_)) => Err(()),
+            };
+            if sent.is_err() {
+                *slot = None;
+                return;
+            }
+        }
+        if waited {
+            tracing::warn!(
+                "the responders' policy is behind by its whole queue: ingest waited for it"
+            );
+        }
+    }
+}
+
+pub(super) fn start(
+    conn: Connection,
+    live: broadcast::Sender<Arc<Event>>,
+    follower: Follower,
+) -> WriterHandle {
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     std::thread::Builder::new()
         .name("db-writer".into())
-        .spawn(move || run(conn, rx, live))
+        .spawn(move || run(conn, rx, live, follower))
         .expect("cannot start the database writer thread");
     WriterHandle { tx }
 }
@@ -112,7 +159,12 @@ type IngestJob = (
     oneshot::Sender<Result<BatchAck, StoreError>>,
 );
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sender<Arc<Event>>) {
+fn run(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    live: broadcast::Sender<Arc<Event>>,
+    follower: Follower,
+) {
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {
@@ -167,7 +219,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sender<Ar
                         Err(_) => break,
                     }
                 }
-                store_group(&mut conn, group, &live);
+                store_group(&mut conn, group, &live, &follower);
             }
         }
     }
@@ -181,7 +233,12 @@ struct Rollups {
     dst: HashMap<(i64, [u8; 16]), i64>,
 }
 
-fn store_group(conn: &mut Connection, group: Vec<IngestJob>, live: &broadcast::Sender<Arc<Event>>) {
+fn store_group(
+    conn: &mut Connection,
+    group: Vec<IngestJob>,
+    live: &broadcast::Sender<Arc<Event>>,
+    follower: &Follower,
+) {
     let mut acks = Vec::with_capacity(group.len());
     let mut fresh: Vec<Arc<Event>> = Vec::new();
     let result = (|| -> Result<(), rusqlite::Error> {
@@ -255,6 +312,7 @@ fn store_group(conn: &mut Connection, group: Vec<IngestJob>, live: &broadcast::S
             for ((_, _, reply), ack) in group.into_iter().zip(acks) {
                 let _ = reply.send(Ok(ack));
             }
+            follower.send(&fresh);
             for e in fresh {
                 // No subscriber is fine.
                 let _ = live.send(e);
