@@ -114,6 +114,7 @@ fn sample_documents_every_key() {
         fields::<spoor_server::config::RawPrivacy>(),
         fields::<spoor_server::config::RawFail2ban>(),
         fields::<spoor_server::config::RawSensorAuth>(),
+        fields::<spoor_server::config::RawAgentAuth>(),
         fields::<spoor_server::config::RawWebhook>(),
         fields::<spoor_sensor::heuristics::content::RawSwitch>(),
         fields::<spoor_responders::config::RawRespond>(),

@@ -100,6 +100,9 @@ impl ServerClient {
         let timeout = cfg.timeout.as_std();
         let mut builder = Client::builder()
             .connect_timeout(timeout)
+            // A fresh connection per request (one every `wait` at most): a pooled one
+            // could outlive the server process it was made to.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("spoor-agent/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none());
         match &cfg.trust {
