@@ -79,6 +79,8 @@ pub enum ServerError {
         "sensor `{sensor}` and agent `{agent}` have the same token: give the agent a token of its own (a sensor's token must never move firewall blocks)"
     )]
     SharedToken { sensor: String, agent: String },
+    #[error(transparent)]
+    InProcess(#[from] respond::in_process::InProcessError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
     #[error("cannot open the decisions ledger in {path}: {source}")]
@@ -240,6 +242,9 @@ impl Server {
                 Arc::clone(&metrics),
                 stopped.clone(),
             ));
+            if r.config().server_applies {
+                respond::in_process::start(r, store.path(), &metrics, stopped.clone()).await?;
+            }
         }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
@@ -263,7 +268,7 @@ impl Server {
         &self.state.metrics
     }
 
-    /// The responders, when the server was given `[respond]`.
+    /// The responders, when the config passed `[respond]`.
     pub fn responders(&self) -> Option<&Arc<respond::Responders>> {
         self.state.responders.as_ref()
     }

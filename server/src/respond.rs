@@ -8,6 +8,7 @@
 //! Every transition is followed by [`Responders::changed`], which bumps a counter that
 //! stream handlers wait on ([`Responders::subscribe`]).
 
+pub mod in_process;
 pub mod tasks;
 
 use std::collections::BTreeMap;
