@@ -136,7 +136,7 @@ async fn an_auto_rule_blocks_in_the_in_process_backend_with_its_ttl() {
     let expires = d.expires.expect("an approved decision expires").0;
     let ttl = expires - before;
     assert!(
-        (7200_000_000..7200_000_000 + WAIT.as_micros() as i64).contains(&ttl),
+        (7_200_000_000..7_200_000_000 + WAIT.as_micros() as i64).contains(&ttl),
         "expires {ttl} µs after ingest"
     );
     assert_eq!(owned(&r).await, [format!("{BAD}/32")]);
