@@ -13,7 +13,8 @@
 //!
 //! [`Server::start`] opens the store, makes the first admin if there is none, and serves
 //! until [`Server::stop`]. Events flow: `POST /api/v1/events` → checks → (pseudonyms) →
-//! writer (one transaction per group of batches) → ack; after the commit they are
+//! writer (one transaction per group of batches) → ack; after the commit the newly stored
+//! ones are handed to the responders' policy (losslessly, [`store::Store::follow`]) and
 //! broadcast to live streams and webhooks.
 
 pub mod api;
@@ -245,6 +246,18 @@ impl Server {
             if r.config().server_applies {
                 respond::in_process::start(r, store.path(), &metrics, stopped.clone()).await?;
             }
+            let c = r.config();
+            tracing::info!(
+                mode = ?c.mode,
+                rules = c.rules.len(),
+                allowlist = r.allowlist().entries().len(),
+                "responders on; decisions applied by {}",
+                if c.server_applies {
+                    format!("this server ({} backend)", respond::in_process::kind_name(c.backend))
+                } else {
+                    "a `spoor agent`".to_string()
+                }
+            );
         }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));

@@ -31,6 +31,16 @@ pub const PSEUDONYM_RANGES: [&str; 2] = ["240.0.0.0/4", "100::/64"];
 /// store's own connections.
 pub const LEDGER_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A connection to the ledger in the server's database: migrated, waiting for the event
+/// writer's lock like the store's own connections, and committing like the store
+/// (`synchronous = NORMAL` in WAL: a commit survives a crash of the process).
+pub fn connect(db: &Path) -> Result<Connection, LedgerError> {
+    let conn = ledger::open(db)?;
+    conn.busy_timeout(LEDGER_BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "normal")?;
+    Ok(conn)
+}
+
 /// What one backend last reported: the server's in-process backend (`reporter` "server")
 /// or an agent (its name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -78,8 +88,7 @@ impl Responders {
         host: &HostFacts,
         server: ServerFacts,
     ) -> Result<Responders, LedgerError> {
-        let conn = ledger::open(db)?;
-        conn.busy_timeout(LEDGER_BUSY_TIMEOUT)?;
+        let conn = connect(db)?;
         let mut allowlist = spoor_responders::agent::allowlist(&config, host);
         let ip = server.listen.ip();
         if !ip.is_unspecified() {

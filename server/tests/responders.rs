@@ -423,3 +423,44 @@ async fn measure_ingest_to_block_latency() {
         ms(samples[samples.len() - 1])
     );
 }
+
+/// The store's follower (what the policy reads) misses nothing when it is slow — the
+/// writer waits for it — and never sees a replayed event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_follower_of_new_events_is_lossless_and_skips_replays() {
+    const QUEUE: usize = 4;
+    const EVENTS: u128 = 300;
+    let r = start().await;
+    let rx = r.server.store().follow(QUEUE);
+    let reader = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        // Slow on purpose for the first events: the queue fills and the writer must wait.
+        while let Ok(e) = rx.recv_timeout(WAIT) {
+            if seen.len() < 20 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen.push(e.id.0);
+            if seen.len() as u128 == EVENTS {
+                // Anything after this would be a replay delivered by mistake.
+                if let Ok(extra) = rx.recv_timeout(Duration::from_millis(500)) {
+                    seen.push(extra.id.0);
+                }
+                break;
+            }
+        }
+        seen
+    });
+    let events: Vec<Event> = (1..=EVENTS)
+        .map(|n| hit(n, &format!("203.0.113.{}", n % 250 + 1)))
+        .collect();
+    let (a, b) = events.split_at(EVENTS as usize / 2);
+    ack(&r, a.to_vec()).await;
+    ack(&r, a.to_vec()).await; // replay
+    ack(&r, b.to_vec()).await;
+    ack(&r, events.clone()).await; // replay of everything
+    let seen = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    let want: Vec<u128> = (1..=EVENTS).collect();
+    assert_eq!(seen, want, "every new event once, in order, and no replay");
+}

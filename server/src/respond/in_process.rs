@@ -19,7 +19,7 @@ use spoor_responders::ledger::{self, Ledger};
 use spoor_responders::reconcile::{self, Report};
 use tokio::sync::watch;
 
-use super::{BackendStatus, LEDGER_BUSY_TIMEOUT, Responders};
+use super::{BackendStatus, Responders};
 use crate::metrics::{Metrics, inc};
 
 /// The reporter name of the server's own backend in [`BackendStatus`].
@@ -86,9 +86,7 @@ pub async fn start(
     let db = db.to_path_buf();
     let applier = tokio::task::spawn_blocking(move || -> Result<Applier, InProcessError> {
         let backend = agent::backend(&cfg)?;
-        let conn = ledger::open(&db)?;
-        conn.busy_timeout(LEDGER_BUSY_TIMEOUT)
-            .map_err(spoor_responders::LedgerError::from)?;
+        let conn = super::connect(&db)?;
         Ok(Applier {
             conn,
             backend: GuardedBackend::new(backend, allowlist, agent::guards(&cfg)),

@@ -15,7 +15,7 @@ use std::time::Duration;
 use spoor_core::Event;
 use spoor_responders::agent::guards;
 use spoor_responders::ledger;
-use spoor_responders::policy::{Outcome, Policy, PolicySettings};
+use spoor_responders::policy::{Mode, Outcome, Policy, PolicySettings};
 use tokio::sync::watch;
 
 use super::Responders;
@@ -24,8 +24,7 @@ use crate::store::Store;
 
 /// New events waiting for the policy at most before the writer waits for it.
 pub const POLICY_QUEUE: usize = 65_536;
-/// Events evaluated under one hold of the ledger connection at most, so the decision
-/// endpoints get their turn during a flood.
+/// Events taken from the queue at once at most: one change notification per batch.
 pub const POLICY_BATCH: usize = 1024;
 /// How often approved and active decisions whose time is up become `expired`.
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(5);
@@ -43,12 +42,17 @@ pub fn policy_settings(r: &Responders) -> PolicySettings {
     }
 }
 
-/// Start the policy thread on the store's new events. It ends when the store closes.
+/// Start the policy thread on the store's new events (none in mode `off`). It ends when
+/// the store closes.
 pub fn start_policy(
     responders: &Arc<Responders>,
     store: &Store,
     metrics: &Arc<Metrics>,
 ) -> std::io::Result<()> {
+    if responders.config().mode == Mode::Off {
+        tracing::info!("[respond] mode = \"off\": the policy makes no decisions");
+        return Ok(());
+    }
     let rx = store.follow(POLICY_QUEUE);
     let policy = Policy::new(policy_settings(responders), responders.allowlist().clone());
     let (r, m) = (Arc::clone(responders), Arc::clone(metrics));
@@ -76,50 +80,46 @@ fn policy_loop(r: &Responders, mut policy: Policy, rx: &Receiver<Arc<Event>>, m:
     }
 }
 
-/// Run a batch through the policy; returns how many decisions it made.
+/// Run a batch through the policy; returns how many decisions it made. The ledger
+/// connection is taken per event, so the decision endpoints get their turn in a flood.
 pub fn evaluate(r: &Responders, policy: &mut Policy, events: &[Arc<Event>], m: &Metrics) -> u64 {
     let now = ledger::now();
     let refused_before = policy.tracking_refused;
-    let decided = r
-        .ledger_blocking(|l| {
-            let mut decided = 0;
-            for e in events {
-                match policy.evaluate(e, l, now) {
-                    Ok(outcomes) => {
-                        for o in outcomes {
-                            match o {
-                                Outcome::Decided(d) => {
-                                    decided += 1;
-                                    tracing::info!(
-                                        decision = d.id.0,
-                                        target = %d.target,
-                                        rule = %d.reason.rule,
-                                        state = %d.state,
-                                        ttl_secs = d.ttl_secs,
-                                        dry_run = d.dry_run,
-                                        "policy: new decision"
-                                    );
-                                }
-                                Outcome::Refused { target, why } => {
-                                    inc(&m.respond_refused);
-                                    tracing::debug!(%target, "policy: not a target: {why}");
-                                }
-                                _ => {}
-                            }
+    let mut decided = 0;
+    for e in events {
+        match r.ledger_blocking(|l| policy.evaluate(e, l, now)) {
+            Ok(outcomes) => {
+                for o in outcomes {
+                    match o {
+                        Outcome::Decided(d) => {
+                            decided += 1;
+                            tracing::info!(
+                                decision = d.id.0,
+                                target = %d.target,
+                                rule = %d.reason.rule,
+                                state = %d.state,
+                                ttl_secs = d.ttl_secs,
+                                dry_run = d.dry_run,
+                                "policy: new decision"
+                            );
                         }
-                    }
-                    Err(err) => {
-                        inc(&m.respond_policy_failed);
-                        tracing::error!(
-                            event = %e.id,
-                            "the policy could not record its decision for this event: {err}"
-                        );
+                        Outcome::Refused { target, why } => {
+                            inc(&m.respond_refused);
+                            tracing::debug!(%target, "policy: not a target: {why}");
+                        }
+                        _ => {}
                     }
                 }
             }
-            Ok(decided)
-        })
-        .unwrap_or(0);
+            Err(err) => {
+                inc(&m.respond_policy_failed);
+                tracing::error!(
+                    event = %e.id,
+                    "the policy could not record its decision for this event: {err}"
+                );
+            }
+        }
+    }
     add(&m.respond_events, events.len() as u64);
     add(&m.respond_decisions, decided);
     let full = policy.tracking_refused - refused_before;

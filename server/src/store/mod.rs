@@ -74,7 +74,7 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     writer: writer::WriterHandle,
     live: broadcast::Sender<Arc<Event>>,
-    /// The lossless follower of new events (the responders' policy), if any.
+    /// The lossless followers of new events (the responders' policy).
     follower: writer::Follower,
 }
 
@@ -200,12 +200,13 @@ impl Store {
         self.inner.live.subscribe()
     }
 
-    /// New events as they are committed, without loss: unlike [`Store::subscribe`], a
-    /// follower that falls `capacity` events behind makes the writer wait (and ingest
-    /// with it) instead of missing events. One follower at a time (the responders'
-    /// policy); a new call replaces the previous one. Ends when the store closes.
+    /// New events as they are committed (never a replayed duplicate), without loss:
+    /// unlike [`Store::subscribe`], a follower that falls `capacity` events behind makes
+    /// the writer wait (and ingest with it) instead of missing events, so only a consumer
+    /// that keeps up belongs here (the responders' policy). Dropping the receiver ends
+    /// the following; the channel ends when the store closes.
     pub fn follow(&self, capacity: usize) -> std::sync::mpsc::Receiver<Arc<Event>> {
-        self.inner.follower.replace(capacity)
+        self.inner.follower.add(capacity)
     }
 
     /// Ask the writer to finish what it has and stop; waits for it.

@@ -97,44 +97,46 @@ impl WriterHandle {
     }
 }
 
-/// The lossless consumer of new events ([`super::Store::follow`]): the writer hands it
-/// each committed event, waiting when its queue is full.
+/// The lossless consumers of new events ([`super::Store::follow`]): the writer hands each
+/// committed event to each of them, waiting when a queue is full.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Follower {
-    tx: Arc<std::sync::Mutex<Option<mpsc::SyncSender<Arc<Event>>>>>,
+    txs: Arc<std::sync::Mutex<Vec<mpsc::SyncSender<Arc<Event>>>>>,
 }
 
 impl Follower {
-    pub(super) fn replace(&self, capacity: usize) -> mpsc::Receiver<Arc<Event>> {
+    pub(super) fn add(&self, capacity: usize) -> mpsc::Receiver<Arc<Event>> {
         let (tx, rx) = mpsc::sync_channel(capacity);
-        *self.tx.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        self.txs.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
         rx
     }
 
     /// Hand over `events` (after their commit); a follower that went away is forgotten.
     fn send(&self, events: &[Arc<Event>]) {
-        let mut slot = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = slot.as_ref() else {
+        if events.is_empty() {
             return;
-        };
-        let mut waited = false;
-        for e in events {
-            let sent = match tx.try_send(Arc::clone(e)) {
-                Ok(()) => Ok(()),
-                Err(mpsc::TrySendError::Full(e)) => {
-                    waited = true;
-                    tx.send(e).map_err(|_| ())
-                }
-                Err(mpsc::TrySendError::Disconnected(_)) => Err(()),
-            };
-            if sent.is_err() {
-                *slot = None;
-                return;
-            }
         }
+        let mut txs = self.txs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waited = false;
+        txs.retain(|tx| {
+            for e in events {
+                match tx.try_send(Arc::clone(e)) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full(e)) => {
+                        waited = true;
+                        if tx.send(e).is_err() {
+                            return false;
+                        }
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => return false,
+                }
+            }
+            true
+        });
         if waited {
             tracing::warn!(
-                "the responders' policy is behind by its whole queue: ingest waited for it"
+                "a follower of new events (the responders' policy) is a whole queue behind: \
+                 ingest waited for it"
             );
         }
     }
