@@ -71,9 +71,8 @@ pub struct RawServer {
     pub fail2ban: RawFail2ban,
     /// `[[server.sensor]]`: sensors allowed to send events.
     pub sensor: Vec<RawSensorAuth>,
-    /// `[[server.agent]]` (also spelled `agents`): agents allowed to follow the decision
-    /// stream. A sensor's token is never an agent's.
-    #[serde(alias = "agents")]
+    /// `[[server.agent]]`: agents allowed to follow the decision stream. A sensor's token
+    /// is never an agent's.
     pub agent: Vec<RawAgentAuth>,
     /// `[[server.webhook]]`: where matching events are POSTed.
     pub webhook: Vec<RawWebhook>,

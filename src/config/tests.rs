@@ -413,3 +413,32 @@ url = \"http://192.0.2.1\"
         Path::new(spoor_feeds::config::DEFAULT_STATE_DIR).join("decisions.sqlite")
     );
 }
+
+#[test]
+fn agents_have_tokens_of_their_own_and_the_agent_section_checks_its_keys() {
+    let hash = "ab".repeat(32);
+    let c = ok(&format!(
+        "[[server.agent]]\nname = \"gw1\"\ntoken_sha256 = \"{hash}\"\n[[server.agent]]\nname = \"gw2\"\ntoken_file = \"gw2.token\"\n[agent]\nserver = \"https://192.0.2.10:8338\"\ntoken_file = \"agent.token\"\n"
+    ));
+    let names: Vec<&str> = c.server.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["gw1", "gw2"]);
+    let remote = c.agent.remote.unwrap();
+    assert_eq!(remote.token_file, Path::new("/etc/spoor/agent.token"));
+    let p =
+        problems("[agent]\nserver = \"http://192.0.2.10\"\ntoken_file = \"t\"\nwait = \"2m\"\n");
+    assert!(
+        p[0].starts_with(
+            "/etc/spoor/spoor.toml:2: agent.server: `http://192.0.2.10`: plain http://"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("/etc/spoor/spoor.toml:4: agent.wait: must be 1s to 60s"),
+        "{p:?}"
+    );
+    let p = problems("[[server.agent]]\nname = \"gw1\"\n");
+    assert!(
+        p[0].contains("server.agent[0]: give exactly one of"),
+        "{p:?}"
+    );
+}

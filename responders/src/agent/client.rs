@@ -25,7 +25,7 @@ pub const MAX_QUOTED_BODY: usize = 300;
 #[non_exhaustive]
 pub enum ClientError {
     #[error(
-        "reading the agent token from {path} ([agent] token_file; put the token of this agent's [[server.agents]] entry there): {source}"
+        "reading the agent token from {path} ([agent] token_file; put the token of this agent's [[server.agent]] entry there): {source}"
     )]
     Token {
         path: PathBuf,
@@ -40,11 +40,11 @@ pub enum ClientError {
     )]
     Unreachable { url: String, detail: String },
     #[error(
-        "the server at {url} refused the agent token (401): check [agent] token_file and that the server lists this token in [[server.agents]]: {body}"
+        "the server at {url} refused the agent token (401): check [agent] token_file and that the server lists this token in [[server.agent]]: {body}"
     )]
     Unauthorized { url: String, body: String },
     #[error(
-        "the server at {url} refused the token (403): it is not an agent token (a sensor's token cannot follow decisions); use the token of a [[server.agents]] entry: {body}"
+        "the server at {url} refused the token (403): it is not an agent token (a sensor's token cannot follow decisions); use the token of a [[server.agent]] entry: {body}"
     )]
     Forbidden { url: String, body: String },
     #[error("the server at {url} answered {status}: {body}{hint}")]

@@ -29,7 +29,7 @@ pub struct RawAgent {
     /// The Spoor server to follow, e.g. `https://spoor.example:8338`. Default: none (the
     /// agent reads the local ledger). `http://` only to a loopback address.
     pub server: Option<String>,
-    /// File holding this agent's token (`[[server.agents]]` on the server); relative to
+    /// File holding this agent's token (`[[server.agent]]` on the server); relative to
     /// the config file. Required with `server`.
     pub token_file: Option<PathBuf>,
     /// Trust only the server certificate with this SHA-256 fingerprint (as `spoor server`
@@ -166,7 +166,7 @@ impl RawAgent {
                 errors.push(ConfigError::new(
                     key.key("token_file"),
                     "required with `server`: the file holding this agent's token \
-                     (the one in the server's [[server.agents]])",
+                     (the one in the server's [[server.agent]])",
                 ));
                 PathBuf::new()
             }

@@ -426,7 +426,7 @@ fn poll(
                 failures += 1;
                 let wait = backoff.wait(failures);
                 tracing::warn!(
-                    "{e}; retrying in {}ms (failure {failures} in a row); the last known decisions stay enforced",
+                    "{e}; retrying in {}ms (failure {failures} in a row); what the firewall holds stays until each decision expires",
                     wait.as_millis()
                 );
                 sleep_unless_stopped(wait, stop);
