@@ -459,3 +459,40 @@ async fn an_agent_follows_the_server_and_keeps_its_blocks_while_it_is_down() {
     server.stop().await;
     drop(s._dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_client_pins_the_server_certificate() {
+    let s = start_with(|c| {
+        with_responders(c);
+        c.tls = spoor_server::config::TlsConfig::SelfSigned { names: vec![] };
+    })
+    .await;
+    let fp = s.server.fingerprint.clone().expect("a fingerprint");
+    let base = format!("https://{}", s.server.local_addr);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), AGENT_TOKEN).unwrap();
+    let cfg = |pin: &str| RemoteConfig {
+        server: base.clone(),
+        token_file: dir.path().join("token"),
+        trust: ServerTrust::Pin(spoor_core::pin::parse_fingerprint(pin).unwrap()),
+        wait: spoor_core::Duration::from_secs(1),
+        timeout: spoor_core::Duration::from_secs(5),
+        backoff_min: spoor_core::Duration::from_secs(1),
+        backoff_max: spoor_core::Duration::from_secs(1),
+        state_file: dir.path().join("state.json"),
+    };
+    let (good, bad) = (cfg(&fp), cfg(&("AB:".repeat(31) + "CD")));
+    let (ok, err) = tokio::task::spawn_blocking(move || {
+        let ok = ServerClient::new(&good).unwrap().decisions(None);
+        let err = ServerClient::new(&bad).unwrap().decisions(None);
+        (ok, err)
+    })
+    .await
+    .unwrap();
+    assert!(ok.unwrap().snapshot);
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("is not the pinned"), "{err}");
+    assert!(err.contains("cannot reach the server at https://"), "{err}");
+    assert!(!err.contains(AGENT_TOKEN));
+    s.server.stop().await;
+}

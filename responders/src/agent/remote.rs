@@ -621,6 +621,34 @@ mod tests {
     }
 
     #[test]
+    fn the_kill_switch_removes_only_what_the_agent_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = agent(dir.path());
+        a.receive(DecisionStream {
+            cursor: 1,
+            snapshot: true,
+            decisions: vec![decision(1, "203.0.113.7", DecisionState::Active, i64::MAX)],
+        });
+        assert_eq!(a.pass(Micros(1)).unwrap().added.len(), 1);
+        // an entry someone else put there
+        let theirs = parse_target("192.0.2.99").unwrap();
+        a.backend
+            .apply(
+                &Changes {
+                    add: vec![theirs],
+                    ..Changes::default()
+                },
+                Micros(1),
+            )
+            .unwrap();
+        a.kill_switch = true;
+        let p = a.pass(Micros(2)).unwrap();
+        assert_eq!(p.removed, [parse_target("203.0.113.7").unwrap()]);
+        assert_eq!(p.report.entries, 1, "the other entry stays");
+        assert!(a.backend.list().unwrap().contains(&theirs));
+    }
+
+    #[test]
     fn backoff_doubles_within_bounds() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
         for (failures, full) in [(1, 1), (2, 2), (3, 4), (4, 8), (9, 8)] {
