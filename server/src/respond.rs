@@ -12,7 +12,7 @@ pub mod in_process;
 pub mod tasks;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -27,6 +27,9 @@ use tokio::sync::watch;
 
 /// Where the server's pseudonyms live (see `privacy`): never real hosts, never blocked.
 pub const PSEUDONYM_RANGES: [&str; 2] = ["240.0.0.0/4", "100::/64"];
+/// Sensor addresses learned from ingest kept at most; past it a new one is logged (add
+/// it to `[respond] infrastructure`), not kept.
+pub const MAX_SENSOR_ADDRESSES: usize = 4096;
 /// How long the responders' connection waits for the event writer's lock: the same as the
 /// store's own connections.
 pub const LEDGER_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -66,6 +69,8 @@ pub struct Responders {
     changes: watch::Sender<u64>,
     /// (reporter, backend, object) → the last report.
     statuses: Mutex<BTreeMap<(String, String, String), BackendStatus>>,
+    /// Addresses sensors sent their batches from (not otherwise allowlisted) → sensor.
+    sensors: Mutex<BTreeMap<IpAddr, String>>,
 }
 
 /// What the server knows about itself that belongs on the allowlist.
@@ -116,6 +121,7 @@ impl Responders {
             conn: Arc::new(Mutex::new(conn)),
             changes,
             statuses: Mutex::new(BTreeMap::new()),
+            sensors: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -170,6 +176,52 @@ impl Responders {
 
     pub fn config(&self) -> &RespondConfig {
         &self.config
+    }
+
+    /// Remember that sensor `name` sends from `addr` (an authenticated ingest): the
+    /// policy never targets it and the in-process backend revokes decisions on it.
+    /// Addresses the allowlist already covers (loopback, private...) are not kept.
+    pub fn note_sensor(&self, name: &str, addr: IpAddr) {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        if self.allowlist.contains_addr(addr) {
+            return;
+        }
+        let mut sensors = self.sensors.lock().unwrap_or_else(PoisonError::into_inner);
+        if sensors.contains_key(&addr) {
+            return;
+        }
+        if sensors.len() >= MAX_SENSOR_ADDRESSES {
+            tracing::warn!(
+                "sensor `{name}` sends from {addr}, but {MAX_SENSOR_ADDRESSES} sensor addresses \
+                 are remembered already: add it to [respond] infrastructure so it is never blocked"
+            );
+            return;
+        }
+        tracing::info!("sensor `{name}` sends from {addr}: never blocked");
+        sensors.insert(addr, name.to_string());
+    }
+
+    /// The sensor addresses learned from ingest, with the sensor's name.
+    pub fn sensor_addresses(&self) -> Vec<(IpAddr, String)> {
+        self.sensors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(a, n)| (*a, n.clone()))
+            .collect()
+    }
+
+    /// The learned sensor address `target` covers, if any.
+    pub fn sensor_in(&self, target: &IpNet) -> Option<(IpAddr, String)> {
+        self.sensors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|(a, _)| target.contains(*a))
+            .map(|(a, n)| (*a, n.clone()))
     }
 
     /// Record a backend's report (replaces the last one of the same reporter and object).

@@ -464,3 +464,94 @@ async fn the_follower_of_new_events_is_lossless_and_skips_replays() {
     let want: Vec<u128> = (1..=EVENTS).collect();
     assert_eq!(seen, want, "every new event once, in order, and no replay");
 }
+
+/// A sensor's address (learned from its authenticated ingest) is never a target, and a
+/// decision on it (an admin's, say) is revoked by the in-process backend, not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensors_address_is_never_blocked() {
+    const SENSOR: &str = "192.0.2.50";
+    let r = start_with(|c| {
+        respond(c, |raw| {
+            raw.server_applies = true;
+            raw.rule = vec![rule("any", Action::Auto, 1, None)];
+        })
+    })
+    .await;
+    let rs = responders(&r);
+    // The test's client is loopback, allowlisted anyway and so not remembered.
+    ack(&r, vec![hit(1, BAD2)]).await;
+    assert!(rs.sensor_addresses().is_empty());
+    wait_for(&r, "BAD2 decided", |ds| ds.len() == 1).await;
+    // As if sensor s1 sent from a routed address.
+    rs.note_sensor("s1", SENSOR.parse().unwrap());
+    assert_eq!(
+        rs.sensor_addresses(),
+        [(SENSOR.parse().unwrap(), "s1".to_string())]
+    );
+    ack(&r, vec![hit(2, SENSOR), hit(3, BAD)]).await;
+    let ds = wait_for(&r, "BAD decided", |ds| ds.len() == 2).await;
+    assert!(
+        ds.iter()
+            .all(|d| d.target.to_string() != format!("{SENSOR}/32")),
+        "{ds:#?}"
+    );
+    // A decision on the sensor made behind the policy's back is revoked, never applied.
+    let target = ipnet::IpNet::from(SENSOR.parse::<std::net::IpAddr>().unwrap());
+    let id = rs
+        .ledger(move |l| {
+            let d = l.propose(
+                &spoor_responders::NewDecision {
+                    target,
+                    reason: spoor_responders::Reason {
+                        rule: "manual".into(),
+                        events: vec![],
+                        note: None,
+                    },
+                    ttl_secs: 3600,
+                    dry_run: false,
+                },
+                "alice",
+                spoor_responders::ledger::now(),
+            )?;
+            l.transition(
+                d.id,
+                DecisionState::Approved,
+                "alice",
+                spoor_responders::ledger::now(),
+                None,
+            )?;
+            Ok(d.id)
+        })
+        .await
+        .unwrap();
+    rs.changed();
+    let ds = wait_for(&r, "the decision on the sensor revoked", |ds| {
+        ds.iter()
+            .any(|d| d.id == id && d.state == DecisionState::Revoked)
+    })
+    .await;
+    let d = ds.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(d.actor, "guard");
+    assert!(!owned(&r).await.contains(&format!("{SENSOR}/32")));
+}
+
+/// With the kill switch on, the in-process backend applies nothing and revokes what the
+/// policy approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_applies_nothing_in_process() {
+    let r = start_with(|c| {
+        respond(c, |raw| {
+            raw.server_applies = true;
+            raw.kill_switch = true;
+            raw.rule = vec![rule("any", Action::Auto, 1, None)];
+        })
+    })
+    .await;
+    ack(&r, vec![hit(1, BAD)]).await;
+    let ds = wait_for(&r, "the decision revoked", |ds| {
+        ds.len() == 1 && ds[0].state == DecisionState::Revoked
+    })
+    .await;
+    assert_eq!(ds[0].actor, spoor_responders::agent::KILL_SWITCH_ACTOR);
+    assert!(owned(&r).await.is_empty());
+}

@@ -137,6 +137,9 @@ pub async fn post(state: &Arc<AppState>, req: Req) -> Answer {
             return Err(e);
         }
     };
+    if let (Some(r), Some(addr)) = (&state.responders, req.client) {
+        r.note_sensor(&sensor, addr);
+    }
     let key = match &state.pseudonymiser {
         Some(p) => Some(p.key(&state.store).await?),
         None => None,

@@ -8,15 +8,17 @@
 //! every `reconcile_interval`. Each pass is reported as a [`BackendStatus`] with
 //! reporter [`SERVER_REPORTER`].
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rusqlite::Connection;
+use spoor_responders::DecisionState;
 use spoor_responders::agent::{self, KILL_SWITCH_ACTOR};
 use spoor_responders::config::BackendKind;
 use spoor_responders::guard::GuardedBackend;
 use spoor_responders::ledger::{self, Ledger};
-use spoor_responders::reconcile::{self, Report};
+use spoor_responders::reconcile::{self, GUARD_ACTOR, Report};
 use tokio::sync::watch;
 
 use super::{BackendStatus, Responders};
@@ -54,14 +56,27 @@ struct Applier {
 }
 
 impl Applier {
-    fn pass(&mut self) -> Result<Report, reconcile::ReconcileError> {
+    /// One pass; decisions on a sensor's address (learned from ingest) are revoked first.
+    fn pass(&mut self, sensors: &[(IpAddr, String)]) -> Result<Report, reconcile::ReconcileError> {
         let l = Ledger::new(&self.conn);
         let now = ledger::now();
         if self.kill_switch {
-            reconcile::flush(&l, &mut self.backend, KILL_SWITCH_ACTOR, now)
-        } else {
-            reconcile::reconcile(&l, &mut self.backend, now)
+            return reconcile::flush(&l, &mut self.backend, KILL_SWITCH_ACTOR, now);
         }
+        let mut revoked = 0;
+        if !sensors.is_empty() {
+            for d in l.list(&[DecisionState::Approved, DecisionState::Active])? {
+                if let Some((addr, name)) = sensors.iter().find(|(a, _)| d.target.contains(a)) {
+                    let note =
+                        format!("refused by the guard: {addr} is the address of sensor `{name}`");
+                    l.transition(d.id, DecisionState::Revoked, GUARD_ACTOR, now, Some(&note))?;
+                    revoked += 1;
+                }
+            }
+        }
+        let mut report = reconcile::reconcile(&l, &mut self.backend, now)?;
+        report.revoked += revoked;
+        Ok(report)
     }
 
     /// Spoor's entries in the backend, as the ledger records them.
@@ -116,9 +131,10 @@ async fn run(
     let mut last_sync = spoor_core::Micros(0);
     loop {
         let a = Arc::clone(&applier);
+        let sensors = r.sensor_addresses();
         let done = tokio::task::spawn_blocking(move || {
             let mut a = a.lock().unwrap_or_else(PoisonError::into_inner);
-            let result = a.pass();
+            let result = a.pass(&sensors);
             (result, a.backend.name(), a.backend.limit(), a.entries())
         })
         .await;

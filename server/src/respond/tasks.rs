@@ -8,14 +8,17 @@
 //! the writer waits for it (back-pressure to the sensors, which retry) rather than
 //! dropping events a rule would have counted.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use spoor_core::Event;
 use spoor_responders::agent::guards;
 use spoor_responders::ledger;
-use spoor_responders::policy::{Mode, Outcome, Policy, PolicySettings};
+use spoor_responders::policy::{Mode, Outcome, Policy, PolicySettings, targets_of};
 use tokio::sync::watch;
 
 use super::Responders;
@@ -87,7 +90,8 @@ pub fn evaluate(r: &Responders, policy: &mut Policy, events: &[Arc<Event>], m: &
     let refused_before = policy.tracking_refused;
     let mut decided = 0;
     for e in events {
-        match r.ledger_blocking(|l| policy.evaluate(e, l, now)) {
+        let e = without_sensors(r, e, m);
+        match r.ledger_blocking(|l| policy.evaluate(&e, l, now)) {
             Ok(outcomes) => {
                 for o in outcomes {
                     match o {
@@ -131,6 +135,28 @@ pub fn evaluate(r: &Responders, policy: &mut Policy, events: &[Arc<Event>], m: &
         );
     }
     decided
+}
+
+/// The event without the sensor addresses learned from ingest among its targets (they
+/// are never blocked; each is counted as refused).
+fn without_sensors<'e>(r: &Responders, e: &'e Event, m: &Metrics) -> Cow<'e, Event> {
+    let hits: Vec<(IpAddr, String)> = targets_of(e)
+        .into_iter()
+        .filter_map(|t| r.sensor_in(&IpNet::from(t)))
+        .collect();
+    if hits.is_empty() {
+        return Cow::Borrowed(e);
+    }
+    let mut e = e.clone();
+    for (addr, sensor) in hits {
+        inc(&m.respond_refused);
+        tracing::debug!(target = %addr, "policy: not a target: the address of sensor `{sensor}`");
+        if e.offender == Some(addr) {
+            e.offender = None;
+        }
+        e.answers.retain(|a| *a != addr);
+    }
+    Cow::Owned(e)
 }
 
 /// Expire decisions whose time is up every [`EXPIRY_INTERVAL`] until `stopped`.
