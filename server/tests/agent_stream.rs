@@ -496,3 +496,19 @@ async fn the_agent_client_pins_the_server_certificate() {
     assert!(!err.contains(AGENT_TOKEN));
     s.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_shared_by_a_sensor_and_an_agent_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    with_responders(&mut c);
+    c.agents[0].token = TokenSource::Sha256(spoor_server::auth::sha256(TOKEN.as_bytes()));
+    let err = spoor_server::Server::start(c)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sensor `s1` and agent `gw1` have the same token"),
+        "{err}"
+    );
+}
