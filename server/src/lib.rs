@@ -67,14 +67,19 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read the token of sensor `{sensor}` from {path}: {source}")]
+    /// `who` is "sensor `NAME`" or "agent `NAME`".
+    #[error("cannot read the token of {who} from {path}: {source}")]
     TokenFile {
-        sensor: String,
+        who: String,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the token file of sensor `{sensor}` ({path}) is empty")]
-    EmptyToken { sensor: String, path: PathBuf },
+    #[error("the token file of {who} ({path}) is empty")]
+    EmptyToken { who: String, path: PathBuf },
+    #[error(
+        "sensor `{sensor}` and agent `{agent}` have the same token: give the agent a token of its own (a sensor's token must never move firewall blocks)"
+    )]
+    SharedToken { sensor: String, agent: String },
     #[error(transparent)]
     InProcess(#[from] respond::in_process::InProcessError),
     #[error("cannot start a thread: {0}")]
@@ -127,22 +132,26 @@ pub struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn sensor_tokens(config: &ServerConfig) -> Result<Vec<([u8; 32], String)>, ServerError> {
+/// SHA-256 of each token → its owner's name; `what` is "sensor" or "agent".
+fn token_hashes(
+    what: &str,
+    entries: &[config::SensorAuth],
+) -> Result<Vec<([u8; 32], String)>, ServerError> {
     let mut out = Vec::new();
-    for s in &config.sensors {
+    for s in entries {
         let hash = match &s.token {
             TokenSource::Sha256(h) => *h,
             TokenSource::File(path) => {
                 let text =
                     std::fs::read_to_string(path).map_err(|source| ServerError::TokenFile {
-                        sensor: s.name.clone(),
+                        who: format!("{what} `{}`", s.name),
                         path: path.clone(),
                         source,
                     })?;
                 let token = text.lines().next().unwrap_or("").trim();
                 if token.is_empty() {
                     return Err(ServerError::EmptyToken {
-                        sensor: s.name.clone(),
+                        who: format!("{what} `{}`", s.name),
                         path: path.clone(),
                     });
                 }
@@ -170,7 +179,16 @@ impl Server {
         let initial_admin_password = tokio::task::spawn_blocking(move || ensure_admin(&s))
             .await
             .map_err(|e| store::StoreError::Invalid(e.to_string()))??;
-        let sensor_tokens = sensor_tokens(&config)?;
+        let sensor_tokens = token_hashes("sensor", &config.sensors)?;
+        let agent_tokens = token_hashes("agent", &config.agents)?;
+        for (h, agent) in &agent_tokens {
+            if let Some((_, sensor)) = sensor_tokens.iter().find(|(s, _)| s == h) {
+                return Err(ServerError::SharedToken {
+                    sensor: sensor.clone(),
+                    agent: agent.clone(),
+                });
+            }
+        }
         let tls = tls::load(&config.tls, &config.data_dir, config.listen)?;
         let listener =
             TcpListener::bind(config.listen)
@@ -211,6 +229,7 @@ impl Server {
             pseudonymiser: privacy::Pseudonymiser::new(&config.privacy),
             secure_cookies: tls.is_some(),
             sensor_tokens,
+            agent_tokens,
             metrics: Arc::clone(&metrics),
             store: store.clone(),
             config,

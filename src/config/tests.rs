@@ -39,6 +39,7 @@ fn same_settings(a: &Config, b: &Config) {
     assert_eq!(a.sensor, b.sensor);
     assert_eq!(a.server, b.server);
     assert_eq!(a.respond, b.respond);
+    assert_eq!(a.agent, b.agent);
 }
 
 #[test]
@@ -113,6 +114,7 @@ fn sample_documents_every_key() {
         fields::<spoor_server::config::RawPrivacy>(),
         fields::<spoor_server::config::RawFail2ban>(),
         fields::<spoor_server::config::RawSensorAuth>(),
+        fields::<spoor_server::config::RawAgentAuth>(),
         fields::<spoor_server::config::RawWebhook>(),
         fields::<spoor_sensor::heuristics::content::RawSwitch>(),
         fields::<spoor_responders::config::RawRespond>(),
@@ -120,6 +122,7 @@ fn sample_documents_every_key() {
         fields::<spoor_responders::config::RawPf>(),
         fields::<spoor_responders::config::RawNft>(),
         fields::<spoor_responders::config::RawOpnsense>(),
+        fields::<spoor_responders::agent::config::RawAgent>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -226,7 +229,7 @@ severty = \"low\"
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[0],
-        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server, respond)"
+        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server, respond, agent)"
     );
     assert_eq!(
         p[1],
@@ -408,5 +411,34 @@ url = \"http://192.0.2.1\"
     assert_eq!(
         ok.respond.ledger,
         Path::new(spoor_feeds::config::DEFAULT_STATE_DIR).join("decisions.sqlite")
+    );
+}
+
+#[test]
+fn agents_have_tokens_of_their_own_and_the_agent_section_checks_its_keys() {
+    let hash = "ab".repeat(32);
+    let c = ok(&format!(
+        "[[server.agent]]\nname = \"gw1\"\ntoken_sha256 = \"{hash}\"\n[[server.agent]]\nname = \"gw2\"\ntoken_file = \"gw2.token\"\n[agent]\nserver = \"https://192.0.2.10:8338\"\ntoken_file = \"agent.token\"\n"
+    ));
+    let names: Vec<&str> = c.server.agents.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["gw1", "gw2"]);
+    let remote = c.agent.remote.unwrap();
+    assert_eq!(remote.token_file, Path::new("/etc/spoor/agent.token"));
+    let p =
+        problems("[agent]\nserver = \"http://192.0.2.10\"\ntoken_file = \"t\"\nwait = \"2m\"\n");
+    assert!(
+        p[0].starts_with(
+            "/etc/spoor/spoor.toml:2: agent.server: `http://192.0.2.10`: plain http://"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        p[1].starts_with("/etc/spoor/spoor.toml:4: agent.wait: must be 1s to 60s"),
+        "{p:?}"
+    );
+    let p = problems("[[server.agent]]\nname = \"gw1\"\n");
+    assert!(
+        p[0].contains("server.agent[0]: give exactly one of"),
+        "{p:?}"
     );
 }
