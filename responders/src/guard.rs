@@ -214,6 +214,27 @@ impl GuardedBackend {
     }
 }
 
+impl GuardedBackend {
+    /// Remove every entry in `own` that the backend holds (freshly listed), through the
+    /// backend's fastest way to empty its object of them. Removals always pass.
+    pub fn flush_own(&mut self, own: &BTreeSet<IpNet>) -> Result<Vec<IpNet>, BackendError> {
+        let mut held = self.list()?;
+        let removed: Vec<IpNet> = own.intersection(&held).copied().collect();
+        if removed.is_empty() {
+            return Ok(removed);
+        }
+        if let Err(e) = self.inner.flush_own(&removed) {
+            self.held = None;
+            return Err(e);
+        }
+        for t in &removed {
+            held.remove(t);
+        }
+        self.held = Some(held);
+        Ok(removed)
+    }
+}
+
 /// The stateless checks: allowlist and shortest prefix.
 pub fn check_target(allowlist: &Allowlist, guards: &Guards, target: &IpNet) -> Result<(), Refusal> {
     if let Some(entry) = allowlist.protects(target) {

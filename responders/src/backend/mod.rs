@@ -61,17 +61,29 @@ pub enum BackendError {
     Unauthorized { url: String },
     #[error("OPNsense API {url}: {message}")]
     Api { url: String, message: String },
+    #[error("{object}: {message}")]
+    Conflict { object: String, message: String },
 }
 
 /// One firewall object Spoor owns.
 pub trait Backend: fmt::Debug + Send {
-    /// Identifies the object (`nftables:inet spoor`, `pf:spoor`, `opnsense:spoor_block`);
+    /// Identifies the object (`nftables:inet spoor`, `pf:spoor:spoor_block` (anchor:table), `opnsense:spoor_block`);
     /// the ledger keeps the entries Spoor added under this name.
     fn name(&self) -> String;
     /// Add and remove these entries, in as few calls as the backend allows.
     fn apply(&mut self, changes: &Changes) -> Result<(), BackendError>;
     /// Everything the object holds, Spoor's entries and others'.
     fn list(&mut self) -> Result<BTreeSet<IpNet>, BackendError>;
+    /// Remove all of Spoor's entries (`own`, as held) at once: the kill switch. Entries
+    /// not in `own` stay. By default one removal batch; a backend that deletes large
+    /// batches slowly empties its object faster (nftables flushes the set and puts the
+    /// others' entries back in the same transaction).
+    fn flush_own(&mut self, own: &[IpNet]) -> Result<(), BackendError> {
+        self.apply(&Changes {
+            remove: own.to_vec(),
+            ..Changes::default()
+        })
+    }
     /// How many entries the object can hold.
     fn capacity(&self) -> usize;
 }
