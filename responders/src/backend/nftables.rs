@@ -443,26 +443,32 @@ pub fn parse_listing(text: &str) -> Result<Vec<ListedElement>, String> {
     let mut out = Vec::new();
     let mut docs = 0;
     for doc in serde_json::Deserializer::from_str(text).into_iter::<Value>() {
-        let doc = doc.map_err(|e| format!("not JSON: {e}"))?;
+        let mut doc = doc.map_err(|e| format!("not JSON: {e}"))?;
         docs += 1;
         let items = doc
-            .get("nftables")
-            .and_then(Value::as_array)
+            .get_mut("nftables")
+            .and_then(Value::as_array_mut)
             .ok_or("no `nftables` array")?;
         for item in items {
-            let Some(set) = item.get("set") else { continue };
-            let name = set.get("name").and_then(Value::as_str).unwrap_or_default();
-            let Some(elems) = set.get("elem") else {
+            let Some(set) = item.get_mut("set") else {
                 continue;
             };
-            let elems = elems.as_array().ok_or("`elem` is not an array")?;
-            for e in elems {
-                let v = e.get("elem").and_then(|w| w.get("val")).unwrap_or(e);
+            let name = set
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let Some(elems) = set.get_mut("elem") else {
+                continue;
+            };
+            let elems = elems.as_array_mut().ok_or("`elem` is not an array")?;
+            for e in elems.drain(..) {
+                let v = e.get("elem").and_then(|w| w.get("val")).unwrap_or(&e);
                 let mut nets = BTreeSet::new();
                 parse_element(v, &mut nets)?;
                 out.push(ListedElement {
-                    set: name.to_string(),
-                    raw: e.clone(),
+                    set: name.clone(),
+                    raw: e,
                     nets: nets.into_iter().collect(),
                 });
             }
@@ -557,5 +563,28 @@ mod tests {
         assert!(parse_set_listing(empty).unwrap().is_empty());
         assert!(parse_set_listing("{}").is_err());
         assert!(parse_set_listing(r#"{"nftables":[{"set":{"elem":[{"foo":1}]}}]}"#).is_err());
+        assert!(
+            parse_set_listing("").is_err(),
+            "no output is not an empty set"
+        );
+    }
+
+    #[test]
+    fn listing_keeps_set_names_and_raw_elements() {
+        let text = concat!(
+            r#"{"nftables": [{"set": {"name": "block_v4", "elem": [{"elem": {"val": "192.0.2.7", "timeout": 60, "expires": 12}}]}}]}"#,
+            "\n",
+            r#"{"nftables": [{"set": {"name": "block_net_v4", "elem": [{"range": ["192.0.2.16", "192.0.2.23"]}]}}]}"#,
+        );
+        let got = parse_listing(text).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].set, "block_v4");
+        assert_eq!(got[0].raw["elem"]["expires"], 12);
+        assert_eq!(got[1].set, "block_net_v4");
+        assert_eq!(got[1].nets, ["192.0.2.16/29".parse::<IpNet>().unwrap()]);
+        assert!(!expiring(&got[0].raw));
+        assert!(expiring(
+            &json!({"elem": {"val": "192.0.2.7", "timeout": 60, "expires": 0}})
+        ));
     }
 }
