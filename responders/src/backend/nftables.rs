@@ -165,12 +165,59 @@ impl NftBackend {
     }
 
     fn batch(&self, commands: Vec<Value>) -> Result<String, BackendError> {
+        self.batch_text(commands.iter().map(Value::to_string).collect())
+    }
+
+    /// One `nft -j -f -` call with these commands (each a JSON object's text).
+    fn batch_text(&self, commands: Vec<String>) -> Result<String, BackendError> {
         if commands.is_empty() {
             return Ok(String::new());
         }
-        let doc = json!({ "nftables": commands });
-        let text = serde_json::to_vec(&doc).unwrap_or_default();
-        self.run_json(&["-f", "-"], Some(&text))
+        let mut text =
+            String::with_capacity(commands.iter().map(|c| c.len() + 1).sum::<usize>() + 16);
+        text.push_str("{\"nftables\":[");
+        text.push_str(&commands.join(","));
+        text.push_str("]}");
+        self.run_json(&["-f", "-"], Some(text.as_bytes()))
+    }
+
+    /// `{"VERB": {"element": {family, table, name, "elem": [...]}}}`, written as text
+    /// directly: for 100,000 elements a `Value` tree per element costs more than the
+    /// text itself (addresses and numbers need no escaping; names go through serde).
+    fn element_command(&self, verb: &str, slot: Slot, elems: &[(&IpNet, Option<u64>)]) -> String {
+        use std::fmt::Write;
+        let quote = |s: &str| Value::from(s).to_string();
+        let mut out = String::with_capacity(elems.len() * 48 + 128);
+        let _ = write!(
+            out,
+            "{{\"{verb}\":{{\"element\":{{\"family\":{},\"table\":{},\"name\":{},\"elem\":[",
+            quote(&self.settings.family),
+            quote(&self.settings.table),
+            quote(self.set_name(slot)),
+        );
+        for (i, (t, timeout)) in elems.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if timeout.is_some() {
+                out.push_str("{\"elem\":{\"val\":");
+            }
+            if t.prefix_len() == t.max_prefix_len() {
+                let _ = write!(out, "\"{}\"", t.addr());
+            } else {
+                let _ = write!(
+                    out,
+                    "{{\"prefix\":{{\"addr\":\"{}\",\"len\":{}}}}}",
+                    t.network(),
+                    t.prefix_len()
+                );
+            }
+            if let Some(secs) = timeout {
+                let _ = write!(out, ",\"timeout\":{secs}}}}}");
+            }
+        }
+        out.push_str("]}}}");
+        out
     }
 
     fn obj(&self, extra: Value) -> Value {
@@ -272,14 +319,6 @@ impl NftBackend {
         None
     }
 
-    fn element_value(t: &IpNet) -> Value {
-        if t.prefix_len() == t.max_prefix_len() {
-            json!(t.addr().to_string())
-        } else {
-            json!({"prefix": {"addr": t.network().to_string(), "len": t.prefix_len()}})
-        }
-    }
-
     /// Every element of the four sets. One nft call per set: nft 1.0.6 cannot list
     /// several sets in one call (its cache then holds only one of them).
     fn list_elements(&self) -> Result<Vec<ListedElement>, BackendError> {
@@ -321,33 +360,25 @@ impl Backend for NftBackend {
     fn apply(&mut self, changes: &Changes) -> Result<(), BackendError> {
         let mut cmds = Vec::new();
         // Removals first: a batch may replace a host with the network around it.
-        let mut removals: BTreeMap<Slot, Vec<Value>> = BTreeMap::new();
+        let mut removals: BTreeMap<Slot, Vec<(&IpNet, Option<u64>)>> = BTreeMap::new();
         for t in &changes.remove {
             removals
                 .entry(self.slot_holding(t))
                 .or_default()
-                .push(Self::element_value(t));
+                .push((t, None));
         }
         for (slot, elems) in removals {
-            let mut set = self.set_ref(slot);
-            set["elem"] = Value::Array(elems);
-            cmds.push(json!({"delete": {"element": set}}));
+            cmds.push(self.element_command("delete", slot, &elems));
         }
-        let mut additions: BTreeMap<Slot, Vec<Value>> = BTreeMap::new();
+        let mut additions: BTreeMap<Slot, Vec<(&IpNet, Option<u64>)>> = BTreeMap::new();
         for t in &changes.add {
-            let val = Self::element_value(t);
-            let elem = match changes.expires_in.get(t) {
-                Some(&secs) if secs > 0 => json!({"elem": {"val": val, "timeout": secs}}),
-                _ => val,
-            };
-            additions.entry(Slot::of(t)).or_default().push(elem);
+            let timeout = changes.expires_in.get(t).copied().filter(|&s| s > 0);
+            additions.entry(Slot::of(t)).or_default().push((t, timeout));
         }
         for (slot, elems) in additions {
-            let mut set = self.set_ref(slot);
-            set["elem"] = Value::Array(elems);
-            cmds.push(json!({"add": {"element": set}}));
+            cmds.push(self.element_command("add", slot, &elems));
         }
-        if let Err(e) = self.batch(cmds) {
+        if let Err(e) = self.batch_text(cmds) {
             self.located.clear();
             return Err(e);
         }
@@ -567,6 +598,42 @@ mod tests {
             parse_set_listing("").is_err(),
             "no output is not an empty set"
         );
+    }
+
+    #[test]
+    fn element_commands_are_the_documented_json() {
+        let b = NftBackend {
+            settings: NftSettings {
+                command: vec![],
+                family: "inet".into(),
+                table: "spoor".into(),
+                set_v4: "block_v4".into(),
+                set_v6: "block_v6".into(),
+                net_set_v4: "block_net_v4".into(),
+                net_set_v6: "block_net_v6".into(),
+                create: false,
+                capacity: 10,
+            },
+            located: BTreeMap::new(),
+        };
+        let host: IpNet = "192.0.2.7/32".parse().unwrap();
+        let v6net: IpNet = "2001:db8:1::/48".parse().unwrap();
+        let text = b.element_command("add", Slot::Host4, &[(&host, Some(60)), (&host, None)]);
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            got,
+            json!({"add": {"element": {"family": "inet", "table": "spoor", "name": "block_v4",
+                "elem": [{"elem": {"val": "192.0.2.7", "timeout": 60}}, "192.0.2.7"]}}})
+        );
+        let text = b.element_command("delete", Slot::Net6, &[(&v6net, None)]);
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            got,
+            json!({"delete": {"element": {"family": "inet", "table": "spoor", "name": "block_net_v6",
+                "elem": [{"prefix": {"addr": "2001:db8:1::", "len": 48}}]}}})
+        );
+        assert_eq!(Slot::of(&host), Slot::Host4);
+        assert_eq!(Slot::of(&v6net), Slot::Net6);
     }
 
     #[test]
