@@ -136,7 +136,9 @@ fn main() {
         let (held, wall, cpu) = measure(|| nft.list().unwrap());
         times.entry("3 list").or_default().push((wall, cpu));
         assert_eq!(held.len(), entries as usize);
-        let ((), wall, cpu) = measure(|| nft.flush_own(&add).unwrap());
+        let own = add.iter().copied().collect();
+        let (removed, wall, cpu) = measure(|| nft.flush_own(&own).unwrap());
+        assert_eq!(removed.len(), add.len());
         times.entry("4 flush").or_default().push((wall, cpu));
         assert!(nft.list().unwrap().is_empty());
         if !nets || delete_nets {

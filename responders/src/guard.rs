@@ -215,23 +215,12 @@ impl GuardedBackend {
 }
 
 impl GuardedBackend {
-    /// Remove every entry in `own` that the backend holds (freshly listed), through the
-    /// backend's fastest way to empty its object of them. Removals always pass.
+    /// Remove every entry in `own` that the backend holds, through the backend's fastest
+    /// way to empty its object of them. Removals always pass.
     pub fn flush_own(&mut self, own: &BTreeSet<IpNet>) -> Result<Vec<IpNet>, BackendError> {
-        let mut held = self.list()?;
-        let removed: Vec<IpNet> = own.intersection(&held).copied().collect();
-        if removed.is_empty() {
-            return Ok(removed);
-        }
-        if let Err(e) = self.inner.flush_own(&removed) {
-            self.held = None;
-            return Err(e);
-        }
-        for t in &removed {
-            held.remove(t);
-        }
-        self.held = Some(held);
-        Ok(removed)
+        // What the backend holds afterwards is listed again when next needed.
+        self.held = None;
+        self.inner.flush_own(own)
     }
 }
 

@@ -399,10 +399,14 @@ impl Backend for NftBackend {
 
     /// Flush each set that holds any of `own` and put back, in the same transaction,
     /// everything else it held, with its timeout and time left as nft printed them.
-    fn flush_own(&mut self, own: &[IpNet]) -> Result<(), BackendError> {
-        let own: BTreeSet<IpNet> = own.iter().copied().collect();
+    fn flush_own(&mut self, own: &BTreeSet<IpNet>) -> Result<Vec<IpNet>, BackendError> {
         let listed = self.list_elements()?;
         let is_own = |e: &ListedElement| e.nets.len() == 1 && own.contains(&e.nets[0]);
+        let removed: BTreeSet<IpNet> = listed
+            .iter()
+            .filter(|e| is_own(e))
+            .map(|e| e.nets[0])
+            .collect();
         let mut cmds = Vec::new();
         let mut kept = Vec::new();
         for slot in Slot::ALL {
@@ -429,7 +433,7 @@ impl Backend for NftBackend {
             return Err(e);
         }
         self.remember(&kept);
-        Ok(())
+        Ok(removed.into_iter().collect())
     }
 
     fn capacity(&self) -> usize {
