@@ -12,8 +12,9 @@
 //!    the kill switch did before `flush_own`); skipped for networks unless
 //!    `SPOOR_BENCH_DELETE=1`, since an interval set takes minutes for it.
 //!
-//! Wall time of each step and CPU time (user + sys) of the child processes it ran
-//! (`ip netns exec` and nft, including the kernel's commit), median of the runs.
+//! Wall time of each step, CPU time (user + sys) of the child processes it ran
+//! (`ip netns exec` and nft, including the kernel's commit) and of the bench process
+//! itself (our JSON writing and parsing), medians of the runs.
 //!
 //! Environment: `SPOOR_BENCH_ENTRIES` (default 100000), `SPOOR_BENCH_RUNS` (default 5),
 //! `SPOOR_BENCH_PREFIX` (default 32 for IPv4 addresses, which go to the hash set; e.g. 30
@@ -50,12 +51,12 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// CPU time (user + sys) of the children waited for so far.
-fn children_cpu() -> Duration {
+/// CPU time (user + sys) so far of `who`: this process or the children waited for.
+fn cpu(who: libc::c_int) -> Duration {
     // SAFETY: getrusage writes into the zeroed struct it is given.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_CHILDREN is a valid `who`.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    // SAFETY: as above; `who` is RUSAGE_SELF or RUSAGE_CHILDREN.
+    unsafe { libc::getrusage(who, &mut u) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     tv(u.ru_utime) + tv(u.ru_stime)
 }
@@ -74,12 +75,23 @@ fn settings(command: Vec<OsString>, create: bool) -> NftSettings {
     }
 }
 
-/// (wall, CPU of children) of `f`.
-fn measure<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
-    let cpu = children_cpu();
+/// Wall, CPU of the children, CPU of this process.
+type Times = (Duration, Duration, Duration);
+
+/// `f`'s result and times.
+fn measure<T>(f: impl FnOnce() -> T) -> (T, Times) {
+    let (children, me) = (cpu(libc::RUSAGE_CHILDREN), cpu(libc::RUSAGE_SELF));
     let t = Instant::now();
     let out = f();
-    (out, t.elapsed(), children_cpu() - cpu)
+    let wall = t.elapsed();
+    (
+        out,
+        (
+            wall,
+            cpu(libc::RUSAGE_CHILDREN) - children,
+            cpu(libc::RUSAGE_SELF) - me,
+        ),
+    )
 }
 
 fn main() {
@@ -103,7 +115,7 @@ fn main() {
         remove: vec![],
     };
     let nets = prefix < 32;
-    let mut times: BTreeMap<&str, Vec<(Duration, Duration)>> = BTreeMap::new();
+    let mut times: BTreeMap<&str, Vec<Times>> = BTreeMap::new();
     for run in 0..runs {
         // 1. our side only: the same batch, piped to cat
         let mut sink = NftBackend::new(settings(
@@ -114,8 +126,8 @@ fn main() {
             false,
         ))
         .unwrap();
-        let ((), wall, cpu) = measure(|| sink.apply(&changes).unwrap());
-        times.entry("1 json").or_default().push((wall, cpu));
+        let ((), m) = measure(|| sink.apply(&changes).unwrap());
+        times.entry("1 json").or_default().push(m);
 
         let ns = Netns(format!("spoor-bench-{}-{run}", std::process::id()));
         let st = Command::new("ip")
@@ -131,15 +143,15 @@ fn main() {
             true,
         ))
         .unwrap();
-        let ((), wall, cpu) = measure(|| nft.apply(&changes).unwrap());
-        times.entry("2 add").or_default().push((wall, cpu));
-        let (held, wall, cpu) = measure(|| nft.list().unwrap());
-        times.entry("3 list").or_default().push((wall, cpu));
+        let ((), m) = measure(|| nft.apply(&changes).unwrap());
+        times.entry("2 add").or_default().push(m);
+        let (held, m) = measure(|| nft.list().unwrap());
+        times.entry("3 list").or_default().push(m);
         assert_eq!(held.len(), entries as usize);
         let own = add.iter().copied().collect();
-        let (removed, wall, cpu) = measure(|| nft.flush_own(&own).unwrap());
+        let (removed, m) = measure(|| nft.flush_own(&own).unwrap());
         assert_eq!(removed.len(), add.len());
-        times.entry("4 flush").or_default().push((wall, cpu));
+        times.entry("4 flush").or_default().push(m);
         assert!(nft.list().unwrap().is_empty());
         if !nets || delete_nets {
             nft.apply(&changes).unwrap();
@@ -147,8 +159,8 @@ fn main() {
                 remove: add.clone(),
                 ..Changes::default()
             };
-            let ((), wall, cpu) = measure(|| nft.apply(&removal).unwrap());
-            times.entry("5 delete").or_default().push((wall, cpu));
+            let ((), m) = measure(|| nft.apply(&removal).unwrap());
+            times.entry("5 delete").or_default().push(m);
             assert!(nft.list().unwrap().is_empty());
         }
         eprintln!("run {} of {runs} done", run + 1);
@@ -166,21 +178,22 @@ fn main() {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    for (step, mut v) in times {
-        let median = |v: &mut Vec<Duration>| {
-            v.sort();
-            v[v.len() / 2]
+    for (step, v) in times {
+        let median = |pick: fn(&Times) -> Duration| {
+            let mut d: Vec<Duration> = v.iter().map(pick).collect();
+            d.sort();
+            d[d.len() / 2]
         };
-        let mut walls: Vec<Duration> = v.iter().map(|x| x.0).collect();
-        let mut cpus: Vec<Duration> = v.iter().map(|x| x.1).collect();
-        v.clear();
+        let mut walls: Vec<f64> = v.iter().map(|x| x.0.as_secs_f64()).collect();
+        walls.sort_by(f64::total_cmp);
         println!(
-            "  {step:<9} wall {:>7.3} s   CPU of children {:>7.3} s   (runs, sorted: {})",
-            median(&mut walls).as_secs_f64(),
-            median(&mut cpus).as_secs_f64(),
+            "  {step:<9} wall {:>6.3} s   CPU: children {:>6.3} s, bench {:>6.3} s   (walls, sorted: {})",
+            median(|x| x.0).as_secs_f64(),
+            median(|x| x.1).as_secs_f64(),
+            median(|x| x.2).as_secs_f64(),
             walls
                 .iter()
-                .map(|w| format!("{:.2}", w.as_secs_f64()))
+                .map(|w| format!("{w:.2}"))
                 .collect::<Vec<_>>()
                 .join(" ")
         );
