@@ -4,11 +4,14 @@
 //! [`TrailKind`]), how bad a hit is ([`Severity`]), how addresses and domain names are
 //! normalised before they are compared, the [`Event`] every stage passes on, and the small
 //! config primitives (durations, byte sizes) that every config section uses. Nothing here
-//! does I/O.
+//! does I/O. With the `tls-pin` feature, [`pin`]: the certificate pinning the server's
+//! HTTPS clients (sensor shipper, agent) share.
 
 pub mod config;
 pub mod event;
 pub mod indicator;
+#[cfg(feature = "tls-pin")]
+pub mod pin;
 pub mod severity;
 pub mod units;
 pub mod wire;

@@ -73,6 +73,9 @@ pub struct RespondConfig {
     pub kill_switch: bool,
     pub ledger: PathBuf,
     pub backend: BackendKind,
+    /// The server applies the decisions to the backend itself (single host) instead of
+    /// a `spoor agent`.
+    pub server_applies: bool,
     pub reconcile_interval: Duration,
     /// `[respond] allow`.
     pub allow: Vec<IpNet>,
@@ -182,6 +185,9 @@ pub struct RawRespond {
     /// dry-run, pf, nftables or opnsense. Default dry-run.
     #[serde(default = "default_backend")]
     pub backend: BackendKind,
+    /// true: `spoor server` / `spoor up` applies the decisions to the backend itself (a
+    /// single host); false: a `spoor agent` does. Default false.
+    pub server_applies: bool,
     /// How often the agent reconciles. Default 60s.
     #[serde(default = "default_reconcile")]
     pub reconcile_interval: Duration,
@@ -230,6 +236,7 @@ impl Default for RawRespond {
             kill_switch: false,
             ledger: None,
             backend: default_backend(),
+            server_applies: false,
             reconcile_interval: default_reconcile(),
             allow: Vec::new(),
             block_private: false,
@@ -714,6 +721,7 @@ impl RawRespond {
             kill_switch: self.kill_switch,
             ledger,
             backend: self.backend,
+            server_applies: self.server_applies,
             reconcile_interval: self.reconcile_interval,
             allow,
             block_private: self.block_private,

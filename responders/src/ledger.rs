@@ -298,7 +298,13 @@ impl<'c> Ledger<'c> {
         at: Micros,
         note: Option<&str>,
     ) -> Result<Decision, LedgerError> {
-        let tx = self.conn.unchecked_transaction()?;
+        // IMMEDIATE: the read below must not be a stale snapshot when another connection
+        // to the same file (the server's event writer) commits before the write; a
+        // deferred transaction would then fail with SQLITE_BUSY instead of waiting.
+        let tx = rusqlite::Transaction::new_unchecked(
+            self.conn,
+            rusqlite::TransactionBehavior::Immediate,
+        )?;
         let current = self.get(id)?;
         if !current.state.can_become(to) {
             return Err(LedgerError::IllegalTransition {

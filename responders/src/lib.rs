@@ -16,7 +16,8 @@
 //! - [`backend`]: one trait, one file per firewall;
 //! - [`reconcile`]: make the backend hold what the ledger says, touching only Spoor's own
 //!   entries;
-//! - [`agent`]: the loop `spoor agent` runs.
+//! - [`agent`]: the loop `spoor agent` runs, on the local ledger or following a server;
+//! - [`stream`]: the decision stream's wire types (server ↔ agent).
 
 pub mod agent;
 pub mod allowlist;
@@ -27,6 +28,7 @@ pub mod guard;
 pub mod ledger;
 pub mod policy;
 pub mod reconcile;
+pub mod stream;
 pub mod system;
 
 pub use allowlist::{AllowEntry, AllowSource, Allowlist, HostFacts};

@@ -71,6 +71,10 @@ pub struct RawServer {
     pub fail2ban: RawFail2ban,
     /// `[[server.sensor]]`: sensors allowed to send events.
     pub sensor: Vec<RawSensorAuth>,
+    /// `[[server.agent]]` (also spelled `agents`): agents allowed to follow the decision
+    /// stream. A sensor's token is never an agent's.
+    #[serde(alias = "agents")]
+    pub agent: Vec<RawAgentAuth>,
     /// `[[server.webhook]]`: where matching events are POSTed.
     pub webhook: Vec<RawWebhook>,
 }
@@ -97,6 +101,7 @@ impl Default for RawServer {
             privacy: RawPrivacy::default(),
             fail2ban: RawFail2ban::default(),
             sensor: Vec::new(),
+            agent: Vec::new(),
             webhook: Vec::new(),
         }
     }
@@ -231,6 +236,18 @@ pub struct RawSensorAuth {
     pub token_sha256: Option<String>,
 }
 
+/// One `[[server.agent]]` as written.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentAuth {
+    /// The agent's name: the actor of the transitions it reports (`agent:<name>`).
+    pub name: String,
+    /// File holding the agent's token (first line).
+    pub token_file: Option<PathBuf>,
+    /// SHA-256 of the token, 64 hex digits (`printf %s TOKEN | sha256sum`).
+    pub token_sha256: Option<String>,
+}
+
 /// One `[[server.webhook]]` as written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,10 +300,15 @@ pub struct ServerConfig {
     pub privacy: Privacy,
     pub fail2ban: Fail2ban,
     pub sensors: Vec<SensorAuth>,
+    /// Agents allowed to follow the decision stream (same shape as a sensor's entry).
+    pub agents: Vec<SensorAuth>,
     pub webhooks: Vec<Webhook>,
     /// The feeds the dashboard's feeds page reports on (not part of `[server]`: the
     /// binary passes its `[feeds]` section). None: the feeds page says so.
     pub feeds: Option<spoor_feeds::config::FeedsConfig>,
+    /// The responders (not part of `[server]`: the binary passes its `[respond]`
+    /// section). None: no policy on ingest, no decisions; the decision endpoints say so.
+    pub respond: Option<spoor_responders::config::RespondConfig>,
 }
 
 /// How the listener speaks.
@@ -354,6 +376,53 @@ impl ServerConfig {
             })
             .expect("defaults are valid")
     }
+}
+
+/// `[[server.sensor]]` or `[[server.agent]]` entries (`what` names them in messages):
+/// unique names, exactly one of `token_file` and `token_sha256` each.
+fn token_entries<'a>(
+    what: &str,
+    entries: impl Iterator<Item = (&'a str, &'a Option<PathBuf>, &'a Option<String>)>,
+    key: &KeyPath,
+    config_dir: &Path,
+    err: &mut impl FnMut(KeyPath, String),
+) -> Vec<SensorAuth> {
+    let mut out: Vec<SensorAuth> = Vec::new();
+    for (i, (name, token_file, token_sha256)) in entries.enumerate() {
+        let k = key.index(i);
+        if name.is_empty() {
+            err(k.key("name"), "must not be empty".into());
+        } else if out.iter().any(|o| o.name == name) {
+            err(k.key("name"), format!("{what} `{name}` is listed twice"));
+        }
+        let token = match (token_file, token_sha256) {
+            (Some(f), None) => Some(TokenSource::File(config_dir.join(f))),
+            (None, Some(h)) => match parse_sha256_hex(&h.to_ascii_lowercase()) {
+                Some(h) => Some(TokenSource::Sha256(h)),
+                None => {
+                    err(
+                        k.key("token_sha256"),
+                        "is not 64 hex digits (make it with `printf %s TOKEN | sha256sum`)".into(),
+                    );
+                    None
+                }
+            },
+            _ => {
+                err(
+                    k.clone(),
+                    "give exactly one of `token_file` and `token_sha256`".into(),
+                );
+                None
+            }
+        };
+        if let Some(token) = token {
+            out.push(SensorAuth {
+                name: name.to_string(),
+                token,
+            });
+        }
+    }
+    out
 }
 
 /// 64 hex digits → bytes.
@@ -444,45 +513,24 @@ impl RawServer {
                 "must be at least 1h".into(),
             );
         }
-        let mut sensors: Vec<SensorAuth> = Vec::new();
-        for (i, s) in self.sensor.iter().enumerate() {
-            let k = key.key("sensor").index(i);
-            if s.name.is_empty() {
-                err(k.key("name"), "must not be empty".into());
-            } else if sensors.iter().any(|o| o.name == s.name) {
-                err(
-                    k.key("name"),
-                    format!("sensor `{}` is listed twice", s.name),
-                );
-            }
-            let token = match (&s.token_file, &s.token_sha256) {
-                (Some(f), None) => Some(TokenSource::File(config_dir.join(f))),
-                (None, Some(h)) => match parse_sha256_hex(&h.to_ascii_lowercase()) {
-                    Some(h) => Some(TokenSource::Sha256(h)),
-                    None => {
-                        err(
-                            k.key("token_sha256"),
-                            "is not 64 hex digits (make it with `printf %s TOKEN | sha256sum`)"
-                                .into(),
-                        );
-                        None
-                    }
-                },
-                _ => {
-                    err(
-                        k.clone(),
-                        "give exactly one of `token_file` and `token_sha256`".into(),
-                    );
-                    None
-                }
-            };
-            if let Some(token) = token {
-                sensors.push(SensorAuth {
-                    name: s.name.clone(),
-                    token,
-                });
-            }
-        }
+        let sensors = token_entries(
+            "sensor",
+            self.sensor
+                .iter()
+                .map(|s| (s.name.as_str(), &s.token_file, &s.token_sha256)),
+            &key.key("sensor"),
+            config_dir,
+            &mut err,
+        );
+        let agents = token_entries(
+            "agent",
+            self.agent
+                .iter()
+                .map(|s| (s.name.as_str(), &s.token_file, &s.token_sha256)),
+            &key.key("agent"),
+            config_dir,
+            &mut err,
+        );
         let mut webhooks = Vec::new();
         for (i, w) in self.webhook.iter().enumerate() {
             let k = key.key("webhook").index(i);
@@ -534,8 +582,10 @@ impl RawServer {
                 min_severity: self.fail2ban.min_severity,
             },
             sensors,
+            agents,
             webhooks,
             feeds: None,
+            respond: None,
         })
     }
 }

@@ -8,10 +8,13 @@
 //! - [`tls`]: the listener's certificate
 //! - [`config`]: the `[server]` config section
 //! - [`dashboard`]: the web pages (embedded files) and the feeds' status
+//! - [`respond`]: the responders (decisions ledger, policy on ingest, expiry, the
+//!   in-process backend) when `[respond]` is passed in
 //!
 //! [`Server::start`] opens the store, makes the first admin if there is none, and serves
 //! until [`Server::stop`]. Events flow: `POST /api/v1/events` → checks → (pseudonyms) →
-//! writer (one transaction per group of batches) → ack; after the commit they are
+//! writer (one transaction per group of batches) → ack; after the commit the newly stored
+//! ones are handed to the responders' policy (losslessly, [`store::Store::follow`]) and
 //! broadcast to live streams and webhooks.
 
 pub mod api;
@@ -20,6 +23,7 @@ pub mod config;
 pub mod dashboard;
 pub mod metrics;
 pub mod privacy;
+pub mod respond;
 pub mod store;
 pub mod tls;
 pub mod webhook;
@@ -63,14 +67,28 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot read the token of sensor `{sensor}` from {path}: {source}")]
+    /// `who` is "sensor `NAME`" or "agent `NAME`".
+    #[error("cannot read the token of {who} from {path}: {source}")]
     TokenFile {
-        sensor: String,
+        who: String,
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the token file of sensor `{sensor}` ({path}) is empty")]
-    EmptyToken { sensor: String, path: PathBuf },
+    #[error("the token file of {who} ({path}) is empty")]
+    EmptyToken { who: String, path: PathBuf },
+    #[error(
+        "sensor `{sensor}` and agent `{agent}` have the same token: give the agent a token of its own (a sensor's token must never move firewall blocks)"
+    )]
+    SharedToken { sensor: String, agent: String },
+    #[error(transparent)]
+    InProcess(#[from] respond::in_process::InProcessError),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+    #[error("cannot open the decisions ledger in {path}: {source}")]
+    Ledger {
+        path: PathBuf,
+        source: spoor_responders::LedgerError,
+    },
 }
 
 /// The database path for a data dir.
@@ -114,22 +132,26 @@ pub struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn sensor_tokens(config: &ServerConfig) -> Result<Vec<([u8; 32], String)>, ServerError> {
+/// SHA-256 of each token → its owner's name; `what` is "sensor" or "agent".
+fn token_hashes(
+    what: &str,
+    entries: &[config::SensorAuth],
+) -> Result<Vec<([u8; 32], String)>, ServerError> {
     let mut out = Vec::new();
-    for s in &config.sensors {
+    for s in entries {
         let hash = match &s.token {
             TokenSource::Sha256(h) => *h,
             TokenSource::File(path) => {
                 let text =
                     std::fs::read_to_string(path).map_err(|source| ServerError::TokenFile {
-                        sensor: s.name.clone(),
+                        who: format!("{what} `{}`", s.name),
                         path: path.clone(),
                         source,
                     })?;
                 let token = text.lines().next().unwrap_or("").trim();
                 if token.is_empty() {
                     return Err(ServerError::EmptyToken {
-                        sensor: s.name.clone(),
+                        who: format!("{what} `{}`", s.name),
                         path: path.clone(),
                     });
                 }
@@ -157,7 +179,16 @@ impl Server {
         let initial_admin_password = tokio::task::spawn_blocking(move || ensure_admin(&s))
             .await
             .map_err(|e| store::StoreError::Invalid(e.to_string()))??;
-        let sensor_tokens = sensor_tokens(&config)?;
+        let sensor_tokens = token_hashes("sensor", &config.sensors)?;
+        let agent_tokens = token_hashes("agent", &config.agents)?;
+        for (h, agent) in &agent_tokens {
+            if let Some((_, sensor)) = sensor_tokens.iter().find(|(s, _)| s == h) {
+                return Err(ServerError::SharedToken {
+                    sensor: sensor.clone(),
+                    agent: agent.clone(),
+                });
+            }
+        }
         let tls = tls::load(&config.tls, &config.data_dir, config.listen)?;
         let listener =
             TcpListener::bind(config.listen)
@@ -174,17 +205,60 @@ impl Server {
             })?;
         let metrics = Arc::new(Metrics::default());
         webhook::start(&store, &config.webhooks, Arc::clone(&metrics));
+        let responders = match config.respond.clone() {
+            Some(rc) => {
+                let path = store.path().to_path_buf();
+                let facts = respond::ServerFacts {
+                    listen: local_addr,
+                    pseudonyms: config.privacy.pseudonymise,
+                };
+                let opened = tokio::task::spawn_blocking(move || {
+                    let host = spoor_responders::system::discover();
+                    respond::Responders::open(rc, &path, &host, facts)
+                        .map_err(|source| ServerError::Ledger { path, source })
+                })
+                .await
+                .map_err(|e| store::StoreError::Invalid(e.to_string()))??;
+                Some(Arc::new(opened))
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
+            responders,
             throttle: LoginThrottle::new(config.login_max_failures, config.login_lockout),
             pseudonymiser: privacy::Pseudonymiser::new(&config.privacy),
             secure_cookies: tls.is_some(),
             sensor_tokens,
+            agent_tokens,
             metrics: Arc::clone(&metrics),
             store: store.clone(),
             config,
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(retention_loop(Arc::clone(&state), stopped.clone()));
+        if let Some(r) = &state.responders {
+            respond::tasks::start_policy(r, &store, &metrics).map_err(ServerError::Thread)?;
+            tokio::spawn(respond::tasks::expiry_loop(
+                Arc::clone(r),
+                Arc::clone(&metrics),
+                stopped.clone(),
+            ));
+            if r.config().server_applies {
+                respond::in_process::start(r, store.path(), &metrics, stopped.clone()).await?;
+            }
+            let c = r.config();
+            tracing::info!(
+                mode = ?c.mode,
+                rules = c.rules.len(),
+                allowlist = r.allowlist().entries().len(),
+                "responders on; decisions applied by {}",
+                if c.server_applies {
+                    format!("this server ({} backend)", respond::in_process::kind_name(c.backend))
+                } else {
+                    "a `spoor agent`".to_string()
+                }
+            );
+        }
         let fingerprint = tls.as_ref().map(|t| t.fingerprint.clone());
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config));
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&state), stopped));
@@ -205,6 +279,11 @@ impl Server {
 
     pub fn metrics(&self) -> &Metrics {
         &self.state.metrics
+    }
+
+    /// The responders, when the config passed `[respond]`.
+    pub fn responders(&self) -> Option<&Arc<respond::Responders>> {
+        self.state.responders.as_ref()
     }
 
     /// Store events from a sensor in this process (`spoor up`): no token or HTTP, but

@@ -24,6 +24,13 @@ pub struct Metrics {
     pub webhook_given_up: AtomicU64,
     pub webhook_dropped: AtomicU64,
     pub retention_deleted: AtomicU64,
+    pub respond_events: AtomicU64,
+    pub respond_decisions: AtomicU64,
+    pub respond_refused: AtomicU64,
+    pub respond_policy_failed: AtomicU64,
+    pub respond_tracking_full: AtomicU64,
+    pub respond_expired: AtomicU64,
+    pub respond_reconcile_failed: AtomicU64,
 }
 
 pub fn inc(c: &AtomicU64) {
@@ -122,6 +129,41 @@ impl Metrics {
             "spoor_retention_deleted_total",
             "Events deleted by retention.",
             &self.retention_deleted,
+        );
+        counter(
+            "spoor_respond_events_total",
+            "New events the responders' policy evaluated.",
+            &self.respond_events,
+        );
+        counter(
+            "spoor_respond_decisions_total",
+            "Decisions the policy made.",
+            &self.respond_decisions,
+        );
+        counter(
+            "spoor_respond_refused_total",
+            "Targets the policy refused (allowlist, prefix).",
+            &self.respond_refused,
+        );
+        counter(
+            "spoor_respond_policy_failed_total",
+            "Events whose decision could not be recorded (ledger errors).",
+            &self.respond_policy_failed,
+        );
+        counter(
+            "spoor_respond_tracking_full_total",
+            "Occurrences not counted because the policy's counting table was full.",
+            &self.respond_tracking_full,
+        );
+        counter(
+            "spoor_respond_expired_total",
+            "Decisions expired by the server's timer.",
+            &self.respond_expired,
+        );
+        counter(
+            "spoor_respond_reconcile_failed_total",
+            "Failed passes of the server's in-process backend.",
+            &self.respond_reconcile_failed,
         );
         let _ = writeln!(
             out,

@@ -82,10 +82,12 @@ fn announce(server: &Server) {
     let _ = std::io::stdout().flush();
 }
 
-/// The `[server]` section plus what the dashboard's feeds page reads (`[feeds]`).
+/// The `[server]` section plus what the dashboard's feeds page reads (`[feeds]`) and
+/// the responders' section (`[respond]`).
 fn server_config(config: &Config) -> spoor_server::config::ServerConfig {
     let mut c = config.server.clone();
     c.feeds = Some(config.feeds.clone());
+    c.respond = Some(config.respond.clone());
     c
 }
 

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use spoor_core::{ConfigError, KeyPath};
 use spoor_feeds::config::{BaseDirs, FeedsConfig, TrailsConfig};
+use spoor_responders::agent::config::AgentConfig;
 use spoor_responders::config::RespondConfig;
 use spoor_sensor::config::SensorConfig;
 use spoor_server::config::ServerConfig;
@@ -63,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) server: ServerConfig,
     /// `[respond]`
     pub(crate) respond: RespondConfig,
+    /// `[agent]`
+    pub(crate) agent: AgentConfig,
 }
 
 /// Where a [`Config`] came from.
@@ -194,7 +197,7 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<Config, LoadError> {
 pub(crate) fn bundled(missing: &Path) -> Config {
     let config_dir = Path::new("/");
     match validate(RawConfig::default(), config_dir) {
-        Ok((spoor, trails, feeds, sensor, server, respond)) => Config {
+        Ok((spoor, trails, feeds, sensor, server, respond, agent)) => Config {
             origin: Origin::Bundled {
                 missing: missing.to_path_buf(),
             },
@@ -204,6 +207,7 @@ pub(crate) fn bundled(missing: &Path) -> Config {
             sensor,
             server,
             respond,
+            agent,
         },
         // The defaults are fixed in the code and tested to be valid.
         Err(errors) => unreachable!("bundled defaults are invalid: {errors:?}"),
@@ -299,7 +303,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
     problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
     problems.truncate(MAX_PROBLEMS);
     match result {
-        Some(Ok((spoor, trails, feeds, sensor, server, respond))) if problems.is_empty() => {
+        Some(Ok((spoor, trails, feeds, sensor, server, respond, agent))) if problems.is_empty() => {
             Ok(Config {
                 origin: Origin::File(file.to_path_buf()),
                 spoor,
@@ -308,6 +312,7 @@ pub(crate) fn parse(text: &str, file: &Path) -> Result<Config, LoadError> {
                 sensor,
                 server,
                 respond,
+                agent,
             })
         }
         _ => Err(invalid(problems)),
@@ -370,6 +375,7 @@ type Sections = (
     SensorConfig,
     ServerConfig,
     RespondConfig,
+    AgentConfig,
 );
 
 /// Stage two: every section validated, all errors collected.
@@ -414,8 +420,13 @@ fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigErr
         .validate(&root.key("respond"), config_dir, &state_dir)
         .map_err(|e| errors.extend(e))
         .ok();
-    match (trails, feeds, sensor, server, respond) {
-        (Some(trails), Some(feeds), Some(sensor), Some(server), Some(respond))
+    let agent = raw
+        .agent
+        .validate(&root.key("agent"), config_dir, &state_dir)
+        .map_err(|e| errors.extend(e))
+        .ok();
+    match (trails, feeds, sensor, server, respond, agent) {
+        (Some(trails), Some(feeds), Some(sensor), Some(server), Some(respond), Some(agent))
             if errors.is_empty() =>
         {
             Ok((
@@ -428,6 +439,7 @@ fn validate(raw: RawConfig, config_dir: &Path) -> Result<Sections, Vec<ConfigErr
                 sensor,
                 server,
                 respond,
+                agent,
             ))
         }
         _ => Err(errors),

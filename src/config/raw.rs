@@ -5,12 +5,13 @@
 //! The `[trails]` and `[feeds]` sections belong to the feeds crate
 //! (`spoor_feeds::config`), `[sensor]` to the sensor crate (`spoor_sensor::config`),
 //! `[server]` to the server crate (`spoor_server::config`), `[respond]` to the responders
-//! crate (`spoor_responders::config`); each crate validates its own.
+//! crate (`spoor_responders::config`, `[agent]` in `spoor_responders::agent::config`); each crate validates its own.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use spoor_feeds::config::{DEFAULT_STATE_DIR, RawFeeds, RawTrails};
+use spoor_responders::agent::config::RawAgent;
 use spoor_responders::config::RawRespond;
 use spoor_sensor::config::RawSensor;
 use spoor_server::config::RawServer;
@@ -33,6 +34,8 @@ pub(crate) struct RawConfig {
     pub(crate) server: RawServer,
     /// `[respond]`: blocking policy, allowlist, guards and the firewall backend.
     pub(crate) respond: RawRespond,
+    /// `[agent]`: where `spoor agent` gets its decisions (the local ledger or a server).
+    pub(crate) agent: RawAgent,
 }
 
 /// `[spoor]` as written.

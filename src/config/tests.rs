@@ -39,6 +39,7 @@ fn same_settings(a: &Config, b: &Config) {
     assert_eq!(a.sensor, b.sensor);
     assert_eq!(a.server, b.server);
     assert_eq!(a.respond, b.respond);
+    assert_eq!(a.agent, b.agent);
 }
 
 #[test]
@@ -113,6 +114,7 @@ fn sample_documents_every_key() {
         fields::<spoor_server::config::RawPrivacy>(),
         fields::<spoor_server::config::RawFail2ban>(),
         fields::<spoor_server::config::RawSensorAuth>(),
+        fields::<spoor_server::config::RawAgentAuth>(),
         fields::<spoor_server::config::RawWebhook>(),
         fields::<spoor_sensor::heuristics::content::RawSwitch>(),
         fields::<spoor_responders::config::RawRespond>(),
@@ -120,6 +122,7 @@ fn sample_documents_every_key() {
         fields::<spoor_responders::config::RawPf>(),
         fields::<spoor_responders::config::RawNft>(),
         fields::<spoor_responders::config::RawOpnsense>(),
+        fields::<spoor_responders::agent::config::RawAgent>(),
     ];
     for field in all.iter().flatten() {
         let shown = SAMPLE.contains(&format!("{field} ="))
@@ -226,7 +229,7 @@ severty = \"low\"
     assert_eq!(p.len(), 4, "{p:#?}");
     assert_eq!(
         p[0],
-        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server, respond)"
+        "/etc/spoor/spoor.toml:1: unknown key `colour` at the top level (expected one of: spoor, trails, feeds, sensor, server, respond, agent)"
     );
     assert_eq!(
         p[1],

@@ -35,7 +35,7 @@ pub mod encoder;
 pub mod file;
 pub mod json;
 pub mod maltrail;
-pub mod pin;
+pub use spoor_core::pin;
 pub mod shipper;
 pub mod spool;
 pub mod syslog;

@@ -3,6 +3,7 @@
 //! table; each area has its file. Errors are JSON `{"error": CODE, "message": TEXT}` with
 //! a precise status ([`ApiError`]). docs/API.md documents every endpoint.
 
+pub mod agent;
 pub mod events;
 pub mod ingest;
 pub mod live;
@@ -39,10 +40,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// SHA-256 of each sensor token → the sensor's name.
     pub sensor_tokens: Vec<([u8; 32], String)>,
+    /// SHA-256 of each agent token → the agent's name.
+    pub agent_tokens: Vec<([u8; 32], String)>,
     pub throttle: LoginThrottle,
     pub pseudonymiser: Option<Pseudonymiser>,
     /// Cookies get `Secure` when the listener speaks TLS.
     pub secure_cookies: bool,
+    /// The responders, when the server was given `[respond]`.
+    pub responders: Option<Arc<crate::respond::Responders>>,
 }
 
 /// The client's address, put into each request by the listener.
@@ -216,6 +221,8 @@ async fn route(state: &Arc<AppState>, req: Req) -> Answer {
         (true, Method::PUT, ["users", name], _) => users::update(state, &req, name).await,
         (true, Method::DELETE, ["users", name], _) => users::delete(state, &req, name).await,
         (true, Method::GET, ["audit"], _) => users::audit(state, &req).await,
+        (true, Method::GET, ["agent", "decisions"], _) => agent::decisions(state, &req).await,
+        (true, Method::POST, ["agent", "report"], _) => agent::report(state, &req).await,
         (true, Method::GET, ["feeds"], _) => crate::dashboard::feeds::list(state, &req).await,
         (false, Method::GET, _, _) => crate::dashboard::page(&req.path)
             .ok_or_else(|| ApiError::not_found(format!("no page {}", req.path))),

@@ -74,6 +74,8 @@ struct Inner {
     readers: Mutex<Vec<Connection>>,
     writer: writer::WriterHandle,
     live: broadcast::Sender<Arc<Event>>,
+    /// The lossless followers of new events (the responders' policy).
+    follower: writer::Follower,
 }
 
 fn configure(conn: &Connection, cache_kib: i64) -> Result<(), rusqlite::Error> {
@@ -101,13 +103,15 @@ impl Store {
         configure(&conn, WRITER_CACHE_KIB)?;
         schema::migrate(&mut conn)?;
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        let writer = writer::start(conn, live.clone());
+        let follower = writer::Follower::default();
+        let writer = writer::start(conn, live.clone(), follower.clone());
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 readers: Mutex::new(Vec::new()),
                 writer,
                 live,
+                follower,
             }),
         })
     }
@@ -194,6 +198,15 @@ impl Store {
     /// New events as they are committed (already pseudonymised).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.inner.live.subscribe()
+    }
+
+    /// New events as they are committed (never a replayed duplicate), without loss:
+    /// unlike [`Store::subscribe`], a follower that falls `capacity` events behind makes
+    /// the writer wait (and ingest with it) instead of missing events, so only a consumer
+    /// that keeps up belongs here (the responders' policy). Dropping the receiver ends
+    /// the following; the channel ends when the store closes.
+    pub fn follow(&self, capacity: usize) -> std::sync::mpsc::Receiver<Arc<Event>> {
+        self.inner.follower.add(capacity)
     }
 
     /// Ask the writer to finish what it has and stop; waits for it.

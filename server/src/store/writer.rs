@@ -97,11 +97,60 @@ impl WriterHandle {
     }
 }
 
-pub(super) fn start(conn: Connection, live: broadcast::Sender<Arc<Event>>) -> WriterHandle {
+/// The lossless consumers of new events ([`super::Store::follow`]): the writer hands each
+/// committed event to each of them, waiting when a queue is full.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Follower {
+    txs: Arc<std::sync::Mutex<Vec<mpsc::SyncSender<Arc<Event>>>>>,
+}
+
+impl Follower {
+    pub(super) fn add(&self, capacity: usize) -> mpsc::Receiver<Arc<Event>> {
+        let (tx, rx) = mpsc::sync_channel(capacity);
+        self.txs.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// Hand over `events` (after their commit); a follower that went away is forgotten.
+    fn send(&self, events: &[Arc<Event>]) {
+        if events.is_empty() {
+            return;
+        }
+        let mut txs = self.txs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waited = false;
+        txs.retain(|tx| {
+            for e in events {
+                match tx.try_send(Arc::clone(e)) {
+                    Ok(()) => {}
+                    Err(mpsc::TrySendError::Full(e)) => {
+                        waited = true;
+                        if tx.send(e).is_err() {
+                            return false;
+                        }
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => return false,
+                }
+            }
+            true
+        });
+        if waited {
+            tracing::warn!(
+                "a follower of new events (the responders' policy) is a whole queue behind: \
+                 ingest waited for it"
+            );
+        }
+    }
+}
+
+pub(super) fn start(
+    conn: Connection,
+    live: broadcast::Sender<Arc<Event>>,
+    follower: Follower,
+) -> WriterHandle {
     let (tx, rx) = mpsc::sync_channel(QUEUE);
     std::thread::Builder::new()
         .name("db-writer".into())
-        .spawn(move || run(conn, rx, live))
+        .spawn(move || run(conn, rx, live, follower))
         .expect("cannot start the database writer thread");
     WriterHandle { tx }
 }
@@ -112,7 +161,12 @@ type IngestJob = (
     oneshot::Sender<Result<BatchAck, StoreError>>,
 );
 
-fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sender<Arc<Event>>) {
+fn run(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    live: broadcast::Sender<Arc<Event>>,
+    follower: Follower,
+) {
     let mut held: Option<Job> = None;
     loop {
         let first = match held.take() {
@@ -167,7 +221,7 @@ fn run(mut conn: Connection, rx: mpsc::Receiver<Job>, live: broadcast::Sender<Ar
                         Err(_) => break,
                     }
                 }
-                store_group(&mut conn, group, &live);
+                store_group(&mut conn, group, &live, &follower);
             }
         }
     }
@@ -181,7 +235,12 @@ struct Rollups {
     dst: HashMap<(i64, [u8; 16]), i64>,
 }
 
-fn store_group(conn: &mut Connection, group: Vec<IngestJob>, live: &broadcast::Sender<Arc<Event>>) {
+fn store_group(
+    conn: &mut Connection,
+    group: Vec<IngestJob>,
+    live: &broadcast::Sender<Arc<Event>>,
+    follower: &Follower,
+) {
     let mut acks = Vec::with_capacity(group.len());
     let mut fresh: Vec<Arc<Event>> = Vec::new();
     let result = (|| -> Result<(), rusqlite::Error> {
@@ -255,6 +314,7 @@ fn store_group(conn: &mut Connection, group: Vec<IngestJob>, live: &broadcast::S
             for ((_, _, reply), ack) in group.into_iter().zip(acks) {
                 let _ = reply.send(Ok(ack));
             }
+            follower.send(&fresh);
             for e in fresh {
                 // No subscriber is fine.
                 let _ = live.send(e);

@@ -3,8 +3,14 @@
 //! at start and every `reconcile_interval` (expiring decisions by TTL on the way). With
 //! the kill switch on it removes everything Spoor added and applies nothing.
 //!
-//! For now the decisions come from the local ledger file; following the server's
-//! decision stream is the server's part.
+//! Two modes. Without `[agent] server` the decisions come from the local ledger file
+//! ([`Agent`], single-host use). With it, [`remote::RemoteAgent`] follows the server's
+//! decision stream ([`client`]) and applies it with the same guard and planning, keeping
+//! only which entries it added in the local ledger file; see [`remote`].
+
+pub mod client;
+pub mod config;
+pub mod remote;
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,34 +65,40 @@ pub fn allowlist(cfg: &RespondConfig, facts: &HostFacts) -> Allowlist {
     a
 }
 
-/// The addresses of the host in an `https://host[:port]/...` URL: the literal address, or
-/// what the configured name resolves to (a name from the admin's config, not from traffic).
-fn url_host_addresses(url: &str) -> Vec<IpAddr> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().unwrap_or(rest);
+/// The host of `host[:port][/path]` (the part after `scheme://`), without the brackets
+/// of an IPv6 literal and without user info.
+pub(crate) fn url_host(rest: &str) -> &str {
+    url_host_port(rest).0
+}
+
+/// The host and port of `host[:port][/path]`; the port is `None` when not given.
+fn url_host_port(rest: &str) -> (&str, Option<u16>) {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
     let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+    if let Some(v6) = host_port.strip_prefix('[') {
         let (h, after) = v6.split_once(']').unwrap_or((v6, ""));
-        (
-            h,
-            after
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(443),
-        )
+        (h, after.strip_prefix(':').and_then(|p| p.parse().ok()))
     } else {
         match host_port.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().unwrap_or(443)),
-            None => (host_port, 443u16),
+            Some((h, p)) => (h, p.parse().ok()),
+            None => (host_port, None),
         }
-    };
+    }
+}
+
+/// The addresses of the host in an `https://host[:port]/...` URL: the literal address, or
+/// what the configured name resolves to (a name from the admin's config, not from traffic).
+pub(crate) fn url_host_addresses(url: &str) -> Vec<IpAddr> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (host, port) = url_host_port(rest);
+    let port = port.unwrap_or(443);
     if let Ok(ip) = host.parse::<IpAddr>() {
         return vec![ip];
     }
     match (host, port).to_socket_addrs() {
         Ok(addrs) => addrs.map(|a| a.ip()).collect(),
         Err(e) => {
-            tracing::warn!("cannot resolve the OPNsense host `{host}` for the allowlist: {e}");
+            tracing::warn!("cannot resolve `{host}` for the allowlist: {e}");
             Vec::new()
         }
     }

@@ -1,6 +1,6 @@
-//! Certificate pinning for the shipper: trust exactly one server certificate, named by the
-//! SHA-256 fingerprint of its DER encoding (what `spoor server` prints for its self-signed
-//! certificate), instead of a CA.
+//! Certificate pinning for the server's HTTPS clients (sensor shipper, agent): trust
+//! exactly one server certificate, named by the SHA-256 fingerprint of its DER encoding
+//! (what `spoor server` prints for its self-signed certificate), instead of a CA.
 //!
 //! The pin replaces chain and name checks (a self-signed certificate has no chain, and the
 //! sensor may reach the server by an address its certificate does not name); the handshake
