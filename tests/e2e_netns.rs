@@ -612,9 +612,11 @@ fn a_listed_connection_is_blocked_then_released() {
         agent.output()
     );
 
-    // The client looks the listed name up and connects: the sensor sees both.
+    // The client looks the listed name up and connects: the sensor sees both (the SYN is
+    // captured on the veth whether or not the DNS hit's block already dropped it, so the
+    // outcome of this first attempt is not asserted).
     assert_eq!(resolve(&client, 2), Some(LISTED_ADDR));
-    assert!(connects(&client), "the first connection is not blocked yet");
+    connects(&client);
 
     // The server's auto rule decides, the agent following it fills the set.
     let blocked = eventually(BLOCK_WAIT, || in_set(&fw));
