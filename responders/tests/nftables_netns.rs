@@ -439,3 +439,53 @@ fn setup_names_a_conflicting_set() {
         "{err}"
     );
 }
+
+/// A table of family `ip` holds only IPv4 sets and rules (nft refuses `ip6 saddr` in it):
+/// setup works, an IPv4 block drops, an IPv6 decision is revoked by the guard with the
+/// reason instead of being reported active.
+#[test]
+fn ipv4_only_table() {
+    let pair = NetnsPair::new();
+    let nft = NftBackend::new(NftSettings {
+        command: ["ip", "netns", "exec", &pair.fw, "nft"]
+            .iter()
+            .map(Into::into)
+            .collect(),
+        family: "ip".into(),
+        table: "spoor4".into(),
+        set_v4: "block_v4".into(),
+        set_v6: "block_v6".into(),
+        net_set_v4: "block_net_v4".into(),
+        net_set_v6: "block_net_v6".into(),
+        create: true,
+        capacity: 1000,
+    })
+    .unwrap();
+    let mut be = GuardedBackend::new(
+        Box::new(nft),
+        Allowlist::new(false),
+        Guards {
+            min_prefix_v4: 24,
+            min_prefix_v6: 48,
+            max_new_per_minute: 100,
+            max_active: 100,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let conn = ledger::open(&dir.path().join("decisions.sqlite")).unwrap();
+    let l = Ledger::new(&conn);
+    let t0 = ledger::now();
+    let v4 = approve(&l, PEER_V4, 3600, t0);
+    let v6 = approve(&l, PEER_V6, 3600, t0);
+    let r = reconcile(&l, &mut be, t0).unwrap();
+    assert_eq!(r.added, [net(PEER_V4)]);
+    assert_eq!(r.revoked, 1);
+    assert_eq!(l.get(v4.id).unwrap().state, DecisionState::Active);
+    assert_eq!(l.get(v6.id).unwrap().state, DecisionState::Revoked);
+    let note = l.audit(v6.id).unwrap().last().unwrap().note.clone().unwrap();
+    assert!(note.contains("family ip"), "{note}");
+    let listing = pair.in_fw(&["nft", "list", "table", "ip", "spoor4"]);
+    assert!(!listing.contains("ip6"), "{listing}");
+    assert!(!pair.ping(FW_V4, None), "ping passes an IPv4 block");
+    assert!(pair.ping(FW_V6, None), "IPv6 dropped by an IPv4-only table");
+}

@@ -93,6 +93,11 @@ pub trait Backend: fmt::Debug + Send {
     }
     /// How many entries the object can hold.
     fn capacity(&self) -> usize;
+    /// Why the object can never hold `target`, if it cannot (checked by the guard, which
+    /// refuses such a target for good).
+    fn cannot_hold(&self, _target: &IpNet) -> Option<String> {
+        None
+    }
 }
 
 /// Run a command, feeding `stdin` if given, and return its stdout; a non-zero exit is a

@@ -135,6 +135,16 @@ impl NftBackend {
         Ok(b)
     }
 
+    /// The sets the table's family can hold: both families in an `inet` table, IPv4 only
+    /// in an `ip` table, IPv6 only in an `ip6` table (nft refuses `ip6 saddr` there).
+    fn slots(&self) -> &'static [Slot] {
+        match self.settings.family.as_str() {
+            "ip" => &[Slot::Host4, Slot::Net4],
+            "ip6" => &[Slot::Host6, Slot::Net6],
+            _ => &Slot::ALL,
+        }
+    }
+
     fn set_name(&self, slot: Slot) -> &str {
         let s = &self.settings;
         match slot {
@@ -146,7 +156,10 @@ impl NftBackend {
     }
 
     fn slot_of_name(&self, name: &str) -> Option<Slot> {
-        Slot::ALL.into_iter().find(|s| self.set_name(*s) == name)
+        self.slots()
+            .iter()
+            .copied()
+            .find(|s| self.set_name(*s) == name)
     }
 
     fn run_json(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<String, BackendError> {
@@ -236,7 +249,7 @@ impl NftBackend {
     fn setup(&self) -> Result<(), BackendError> {
         let s = &self.settings;
         let mut cmds = vec![json!({"add": {"table": {"family": s.family, "name": s.table}}})];
-        for slot in Slot::ALL {
+        for &slot in self.slots() {
             cmds.push(json!({"add": {"set": self.obj(json!({
                 "name": self.set_name(slot), "type": slot.addr_type(), "flags": slot.flags()
             }))}}));
@@ -253,7 +266,7 @@ impl NftBackend {
             }))}}));
             cmds.push(json!({"flush": {"chain": self.obj(json!({"name": name}))}}));
             for field in fields {
-                for slot in Slot::ALL {
+                for &slot in self.slots() {
                     cmds.push(json!({"add": {"rule": self.obj(json!({
                         "chain": name,
                         "expr": [
@@ -276,7 +289,7 @@ impl NftBackend {
     /// or other flags (for example an interval set for single addresses, from an older
     /// Spoor) makes `add set` fail with a bare "File exists"; name it and say what to do.
     fn explain_setup_failure(&self) -> Option<BackendError> {
-        for slot in Slot::ALL {
+        for &slot in self.slots() {
             let name = self.set_name(slot);
             let Ok(out) = self.run_json(
                 &[
@@ -324,7 +337,7 @@ impl NftBackend {
     fn list_elements(&self) -> Result<Vec<ListedElement>, BackendError> {
         let s = &self.settings;
         let mut all = Vec::new();
-        for slot in Slot::ALL {
+        for &slot in self.slots() {
             let name = self.set_name(slot);
             let out = self.run_json(&["list", "set", &s.family, &s.table, name], None)?;
             all.extend(parse_listing(&out).map_err(|message| BackendError::Output {
@@ -371,7 +384,23 @@ impl Backend for NftBackend {
             cmds.push(self.element_command("delete", slot, &elems));
         }
         let mut additions: BTreeMap<Slot, Vec<(&IpNet, Option<u64>)>> = BTreeMap::new();
-        for t in &changes.add {
+        let (fits, unfit): (Vec<&IpNet>, Vec<&IpNet>) = changes
+            .add
+            .iter()
+            .partition(|t| self.slots().contains(&Slot::of(t)));
+        if let Some(first) = unfit.first() {
+            tracing::warn!(
+                "{} blocks not written: a table of family {} cannot hold {} (first: {first}); use family inet for both",
+                unfit.len(),
+                self.settings.family,
+                if self.settings.family == "ip" {
+                    "IPv6 addresses"
+                } else {
+                    "IPv4 addresses"
+                },
+            );
+        }
+        for t in fits {
             let timeout = changes.expires_in.get(t).copied().filter(|&s| s > 0);
             additions.entry(Slot::of(t)).or_default().push((t, timeout));
         }
@@ -386,7 +415,9 @@ impl Backend for NftBackend {
             self.located.remove(t);
         }
         for t in &changes.add {
-            self.located.insert(*t, Slot::of(t));
+            if self.slots().contains(&Slot::of(t)) {
+                self.located.insert(*t, Slot::of(t));
+            }
         }
         Ok(())
     }
@@ -409,7 +440,7 @@ impl Backend for NftBackend {
             .collect();
         let mut cmds = Vec::new();
         let mut kept = Vec::new();
-        for slot in Slot::ALL {
+        for &slot in self.slots() {
             let name = self.set_name(slot);
             let in_set: Vec<&ListedElement> = listed.iter().filter(|e| e.set == name).collect();
             if !in_set.iter().any(|e| is_own(e)) {
@@ -438,6 +469,15 @@ impl Backend for NftBackend {
 
     fn capacity(&self) -> usize {
         self.settings.capacity
+    }
+
+    fn cannot_hold(&self, target: &IpNet) -> Option<String> {
+        (!self.slots().contains(&Slot::of(target))).then(|| {
+            format!(
+                "nftables table {} {} is of family {} (use family inet for IPv4 and IPv6)",
+                self.settings.family, self.settings.table, self.settings.family
+            )
+        })
     }
 }
 
