@@ -482,7 +482,14 @@ fn ipv4_only_table() {
     assert_eq!(r.revoked, 1);
     assert_eq!(l.get(v4.id).unwrap().state, DecisionState::Active);
     assert_eq!(l.get(v6.id).unwrap().state, DecisionState::Revoked);
-    let note = l.audit(v6.id).unwrap().last().unwrap().note.clone().unwrap();
+    let note = l
+        .audit(v6.id)
+        .unwrap()
+        .last()
+        .unwrap()
+        .note
+        .clone()
+        .unwrap();
     assert!(note.contains("family ip"), "{note}");
     let listing = pair.in_fw(&["nft", "list", "table", "ip", "spoor4"]);
     assert!(!listing.contains("ip6"), "{listing}");

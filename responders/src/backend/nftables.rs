@@ -348,7 +348,7 @@ impl NftBackend {
         Ok(all)
     }
 
-    fn remember(&mut self, listed: &[ListedElement]) {
+    fn remember<'a>(&mut self, listed: impl IntoIterator<Item = &'a ListedElement>) {
         self.located.clear();
         for e in listed {
             if let Some(slot) = self.slot_of_name(&e.set) {
@@ -444,7 +444,7 @@ impl Backend for NftBackend {
             let name = self.set_name(slot);
             let in_set: Vec<&ListedElement> = listed.iter().filter(|e| e.set == name).collect();
             if !in_set.iter().any(|e| is_own(e)) {
-                kept.extend(in_set.into_iter().cloned());
+                kept.extend(in_set);
                 continue;
             }
             cmds.push(json!({"flush": {"set": self.set_ref(slot)}}));
@@ -456,14 +456,14 @@ impl Backend for NftBackend {
                 let mut set = self.set_ref(slot);
                 set["elem"] = keep.iter().map(|e| e.raw.clone()).collect();
                 cmds.push(json!({"add": {"element": set}}));
-                kept.extend(keep.into_iter().cloned());
+                kept.extend(keep);
             }
         }
         if let Err(e) = self.batch(cmds) {
             self.located.clear();
             return Err(e);
         }
-        self.remember(&kept);
+        self.remember(kept);
         Ok(removed.into_iter().collect())
     }
 
