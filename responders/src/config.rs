@@ -811,6 +811,19 @@ mod tests {
             let errs = check(raw).unwrap_err();
             assert!(errs[0].contains("respond.pf.anchor"), "{anchor}: {errs:?}");
         }
+        // the defaults are what the shipped anchor file defines and the README loads
+        let shipped = |f: &str| {
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../freebsd")
+                    .join(f),
+            )
+            .unwrap()
+        };
+        assert!(
+            shipped("pf/spoor.anchor").contains(&format!("\ntable <{}> persist\n", ok.pf.table))
+        );
+        assert!(shipped("README.md").contains(&format!("anchor \"{}\"\n", ok.pf.anchor)));
         let mut raw = RawRespond::default();
         raw.nftables.net_set_v6 = "block_v4".into();
         let errs = check(raw).unwrap_err();
