@@ -44,6 +44,8 @@ pub const DEFAULT_RULE_WINDOW: Duration = Duration::from_secs(600);
 pub const DEFAULT_PF_CAPACITY: usize = 200_000;
 /// nftables sets have no fixed limit; this keeps memory bounded.
 pub const DEFAULT_NFT_CAPACITY: usize = 1_000_000;
+/// Longest pf anchor path (`PF_ANCHOR_NAME_SIZE` 64 with its terminating NUL).
+pub const MAX_PF_ANCHOR_LEN: usize = 63;
 /// OPNsense aliases live in pf tables: the same default limit.
 pub const DEFAULT_OPNSENSE_CAPACITY: usize = 200_000;
 /// Default per-request timeout for the OPNsense API.
@@ -97,6 +99,8 @@ pub struct RespondConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PfConfig {
     pub pfctl: PathBuf,
+    /// The anchor holding the table (`-a ANCHOR`); empty: the main ruleset.
+    pub anchor: String,
     pub table: String,
     pub kill_states: bool,
     pub capacity: usize,
@@ -109,6 +113,8 @@ pub struct NftConfig {
     pub table: String,
     pub set_v4: String,
     pub set_v6: String,
+    pub net_set_v4: String,
+    pub net_set_v6: String,
     pub create: bool,
     pub capacity: usize,
 }
@@ -303,8 +309,11 @@ pub struct RawRule {
 fn default_pfctl() -> PathBuf {
     PathBuf::from("/sbin/pfctl")
 }
-fn default_pf_table() -> String {
+fn default_pf_anchor() -> String {
     "spoor".into()
+}
+fn default_pf_table() -> String {
+    "spoor_block".into()
 }
 fn default_pf_capacity() -> usize {
     DEFAULT_PF_CAPACITY
@@ -317,7 +326,11 @@ pub struct RawPf {
     /// Default /sbin/pfctl.
     #[serde(default = "default_pfctl")]
     pub pfctl: PathBuf,
-    /// The pf table Spoor owns. Default spoor.
+    /// The anchor the table lives in, passed to pfctl as `-a ANCHOR`; empty for a table of
+    /// the main ruleset. Default spoor (the shipped `freebsd/pf/spoor.anchor`).
+    #[serde(default = "default_pf_anchor")]
+    pub anchor: String,
+    /// The pf table Spoor owns. Default spoor_block (the shipped anchor's table).
     #[serde(default = "default_pf_table")]
     pub table: String,
     /// Kill existing states of a newly blocked address. Default false.
@@ -331,6 +344,7 @@ impl Default for RawPf {
     fn default() -> Self {
         RawPf {
             pfctl: default_pfctl(),
+            anchor: default_pf_anchor(),
             table: default_pf_table(),
             kill_states: false,
             capacity: default_pf_capacity(),
@@ -353,6 +367,12 @@ fn default_set_v4() -> String {
 fn default_set_v6() -> String {
     "block_v6".into()
 }
+fn default_net_set_v4() -> String {
+    "block_net_v4".into()
+}
+fn default_net_set_v6() -> String {
+    "block_net_v6".into()
+}
 fn default_nft_capacity() -> usize {
     DEFAULT_NFT_CAPACITY
 }
@@ -370,12 +390,18 @@ pub struct RawNft {
     /// Default spoor.
     #[serde(default = "default_nft_table")]
     pub table: String,
-    /// Default block_v4.
+    /// Single IPv4 addresses (hash set). Default block_v4.
     #[serde(default = "default_set_v4")]
     pub set_v4: String,
-    /// Default block_v6.
+    /// Single IPv6 addresses (hash set). Default block_v6.
     #[serde(default = "default_set_v6")]
     pub set_v6: String,
+    /// IPv4 networks (interval set). Default block_net_v4.
+    #[serde(default = "default_net_set_v4")]
+    pub net_set_v4: String,
+    /// IPv6 networks (interval set). Default block_net_v6.
+    #[serde(default = "default_net_set_v6")]
+    pub net_set_v6: String,
     /// Create the table, sets and drop chains. Default true.
     #[serde(default = "default_true")]
     pub create: bool,
@@ -392,6 +418,8 @@ impl Default for RawNft {
             table: default_nft_table(),
             set_v4: default_set_v4(),
             set_v6: default_set_v6(),
+            net_set_v4: default_net_set_v4(),
+            net_set_v6: default_net_set_v6(),
             create: true,
             capacity: default_nft_capacity(),
         }
@@ -453,6 +481,17 @@ impl Default for RawOpnsense {
             capacity: default_opn_capacity(),
         }
     }
+}
+
+/// pf anchor paths: names of letters, digits, `_` and `-` separated by `/`.
+fn valid_anchor(s: &str) -> bool {
+    s.len() <= MAX_PF_ANCHOR_LEN
+        && s.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
 }
 
 /// pf table names, nft object names and OPNsense alias names: letters, digits, `_` and
@@ -590,6 +629,12 @@ impl RawRespond {
             });
         }
         let pk = key.key("pf");
+        if !self.pf.anchor.is_empty() && !valid_anchor(&self.pf.anchor) {
+            errors.push(ConfigError::new(
+                pk.key("anchor"),
+                format!("names of letters, digits, _ and - separated by /, up to {MAX_PF_ANCHOR_LEN} characters; empty for the main ruleset"),
+            ));
+        }
         if !valid_name(&self.pf.table) {
             errors.push(ConfigError::new(
                 pk.key("table"),
@@ -607,11 +652,29 @@ impl RawRespond {
             ("table", &self.nftables.table),
             ("set_v4", &self.nftables.set_v4),
             ("set_v6", &self.nftables.set_v6),
+            ("net_set_v4", &self.nftables.net_set_v4),
+            ("net_set_v6", &self.nftables.net_set_v6),
         ] {
             if !valid_name(v) {
                 errors.push(ConfigError::new(
                     nk.key(name),
                     "letters, digits, _ and -, up to 31, starting with a letter",
+                ));
+            }
+        }
+        let sets = [
+            ("set_v4", &self.nftables.set_v4),
+            ("set_v6", &self.nftables.set_v6),
+            ("net_set_v4", &self.nftables.net_set_v4),
+            ("net_set_v6", &self.nftables.net_set_v6),
+        ];
+        for (i, (name, v)) in sets.iter().enumerate() {
+            if let Some((other, _)) = sets[..i].iter().find(|(_, w)| w == v) {
+                errors.push(ConfigError::new(
+                    nk.key(name),
+                    format!(
+                        "`{v}` is already the name of {other}: the four sets need distinct names"
+                    ),
                 ));
             }
         }
@@ -674,6 +737,7 @@ impl RawRespond {
             rules,
             pf: PfConfig {
                 pfctl: resolve(&self.pf.pfctl),
+                anchor: self.pf.anchor,
                 table: self.pf.table,
                 kill_states: self.pf.kill_states,
                 capacity: self.pf.capacity,
@@ -684,6 +748,8 @@ impl RawRespond {
                 table: self.nftables.table,
                 set_v4: self.nftables.set_v4,
                 set_v6: self.nftables.set_v6,
+                net_set_v4: self.nftables.net_set_v4,
+                net_set_v6: self.nftables.net_set_v6,
                 create: self.nftables.create,
                 capacity: self.nftables.capacity,
             },
@@ -710,5 +776,62 @@ fn check_ladder(ladder: &[Duration], key: &KeyPath, errors: &mut Vec<ConfigError
         if d.as_std().is_zero() {
             errors.push(ConfigError::new(key.index(i), "must be more than 0s"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: RawRespond) -> Result<RespondConfig, Vec<String>> {
+        raw.validate(
+            &KeyPath::root().key("respond"),
+            Path::new("/etc/spoor"),
+            Path::new("/var/db/spoor"),
+        )
+        .map_err(|e| e.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn pf_anchor_and_nft_set_names() {
+        let ok = check(RawRespond::default()).unwrap();
+        assert_eq!(
+            (ok.pf.anchor.as_str(), ok.pf.table.as_str()),
+            ("spoor", "spoor_block"),
+            "the shipped freebsd/pf/spoor.anchor"
+        );
+        for anchor in ["", "spoor", "filters/spoor", "a-b_c"] {
+            let mut raw = RawRespond::default();
+            raw.pf.anchor = anchor.into();
+            assert_eq!(check(raw).unwrap().pf.anchor, anchor);
+        }
+        for anchor in ["spoor/", "/spoor", "sp oor", "a;b", &"a".repeat(64)] {
+            let mut raw = RawRespond::default();
+            raw.pf.anchor = anchor.into();
+            let errs = check(raw).unwrap_err();
+            assert!(errs[0].contains("respond.pf.anchor"), "{anchor}: {errs:?}");
+        }
+        // the defaults are what the shipped anchor file defines and the README loads
+        let shipped = |f: &str| {
+            std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../freebsd")
+                    .join(f),
+            )
+            .unwrap()
+        };
+        assert!(
+            shipped("pf/spoor.anchor").contains(&format!("\ntable <{}> persist\n", ok.pf.table))
+        );
+        assert!(shipped("README.md").contains(&format!("anchor \"{}\"\n", ok.pf.anchor)));
+        let mut raw = RawRespond::default();
+        raw.nftables.net_set_v6 = "block_v4".into();
+        let errs = check(raw).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].contains("respond.nftables.net_set_v6")
+                && errs[0].contains("already the name of set_v4"),
+            "{errs:?}"
+        );
     }
 }

@@ -40,15 +40,25 @@ pub struct Guards {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Allowlisted(AllowEntry),
-    PrefixTooShort { min: u8 },
-    RateLimited { per_minute: usize },
-    Full { limit: usize },
+    PrefixTooShort {
+        min: u8,
+    },
+    /// The backend's object can never hold it (an IPv6 address for an nftables table
+    /// of family `ip`).
+    Unsupported(String),
+    RateLimited {
+        per_minute: usize,
+    },
+    Full {
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::Allowlisted(e) => write!(f, "allowlisted: {e}"),
+            Refusal::Unsupported(why) => write!(f, "the firewall object cannot hold it: {why}"),
             Refusal::PrefixTooShort { min } => {
                 write!(f, "prefix shorter than the shortest allowed (/{min})")
             }
@@ -118,9 +128,14 @@ impl GuardedBackend {
         Ok(held)
     }
 
-    /// The allowlist and prefix checks alone (no state): what policy asks too.
+    /// The allowlist and prefix checks alone (no state): what policy asks too; and
+    /// whether the backend can hold the target at all. A refusal here is for good.
     pub fn check(&self, target: &IpNet) -> Result<(), Refusal> {
-        check_target(&self.allowlist, &self.guards, target)
+        check_target(&self.allowlist, &self.guards, target)?;
+        match self.inner.cannot_hold(target) {
+            Some(why) => Err(Refusal::Unsupported(why)),
+            None => Ok(()),
+        }
     }
 
     /// Check every addition, then write what passed in one batch.
@@ -176,7 +191,14 @@ impl GuardedBackend {
         let limited = out
             .refused
             .iter()
-            .filter(|(_, r)| !matches!(r, Refusal::Allowlisted(_) | Refusal::PrefixTooShort { .. }))
+            .filter(|(_, r)| {
+                !matches!(
+                    r,
+                    Refusal::Allowlisted(_)
+                        | Refusal::PrefixTooShort { .. }
+                        | Refusal::Unsupported(_)
+                )
+            })
             .count();
         if limited > 0 {
             tracing::warn!(
@@ -211,6 +233,16 @@ impl GuardedBackend {
         held.extend(out.added.iter().copied());
         self.held = Some(held);
         Ok(out)
+    }
+}
+
+impl GuardedBackend {
+    /// Remove every entry in `own` that the backend holds, through the backend's fastest
+    /// way to empty its object of them. Removals always pass.
+    pub fn flush_own(&mut self, own: &BTreeSet<IpNet>) -> Result<Vec<IpNet>, BackendError> {
+        // What the backend holds afterwards is listed again when next needed.
+        self.held = None;
+        self.inner.flush_own(own)
     }
 }
 

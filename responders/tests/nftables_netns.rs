@@ -17,7 +17,7 @@ use spoor_core::Micros;
 use spoor_responders::backend::nftables::{NftBackend, NftSettings};
 use spoor_responders::decision::{NewDecision, Reason, parse_target};
 use spoor_responders::ledger::{self, Ledger};
-use spoor_responders::reconcile::reconcile;
+use spoor_responders::reconcile::{flush, reconcile};
 use spoor_responders::{Allowlist, DecisionState, GuardedBackend, Guards};
 
 const FW_V4: &str = "198.51.100.1";
@@ -173,6 +173,8 @@ fn backend(pair: &NetnsPair) -> GuardedBackend {
         table: "spoor".into(),
         set_v4: "block_v4".into(),
         set_v6: "block_v6".into(),
+        net_set_v4: "block_net_v4".into(),
+        net_set_v6: "block_net_v6".into(),
         create: true,
         capacity: 1000,
     })
@@ -276,6 +278,15 @@ fn decisions_drop_traffic_and_reconcile_after_restart() {
     let cidr = approve(&l, "198.51.100.128/25", 3600, later);
     let v6 = approve(&l, PEER_V6, 3600, later);
     reconcile(&l, &mut be, later).unwrap();
+    // networks go to the interval set, single addresses to the hash sets
+    assert_eq!(
+        set_elements(&pair, "spoor", "block_net_v4"),
+        [net("198.51.100.128/25")].into_iter().collect()
+    );
+    assert_eq!(
+        set_elements(&pair, "spoor", "block_v6"),
+        [net(PEER_V6)].into_iter().collect()
+    );
     assert!(
         !pair.ping(FW_V4, Some(PEER_V4_CIDR_HOST)),
         "CIDR block let .130 through"
@@ -334,4 +345,154 @@ fn decisions_drop_traffic_and_reconcile_after_restart() {
     // A second pass with nothing changed writes nothing.
     let r = reconcile(&l, &mut be, later).unwrap();
     assert!(r.added.is_empty() && r.removed.is_empty(), "{r:?}");
+
+    // The kill switch flushes Spoor's sets and puts back only the admin's entries, the
+    // one with a timeout keeping its time left.
+    let net_d = approve(&l, "198.51.100.128/25", 3600, later);
+    reconcile(&l, &mut be, later).unwrap();
+    assert_eq!(l.get(net_d.id).unwrap().state, DecisionState::Active);
+    pair.in_fw(&[
+        "nft",
+        "add element inet spoor block_v4 { 192.0.2.78 timeout 1h }",
+    ]);
+    pair.in_fw(&[
+        "nft",
+        "add element inet spoor block_net_v4 { 203.0.113.0/28 }",
+    ]);
+    let r = flush(&l, &mut be, "kill-switch", later).unwrap();
+    let mut removed = r.removed.clone();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [net(PEER_V4), net("198.51.100.128/25"), net(PEER_V6)]
+    );
+    assert_eq!(r.revoked, 3);
+    assert_eq!(
+        set_elements(&pair, "spoor", "block_v4"),
+        [net("192.0.2.77"), net("192.0.2.78")].into_iter().collect()
+    );
+    assert_eq!(
+        set_elements(&pair, "spoor", "block_net_v4"),
+        [net("203.0.113.0/28")].into_iter().collect()
+    );
+    assert!(set_elements(&pair, "spoor", "block_v6").is_empty());
+    let listing = pair.in_fw(&["nft", "-j", "list", "set", "inet", "spoor", "block_v4"]);
+    let doc: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let timed = doc["nftables"][1]["set"]["elem"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["elem"]["val"] == "192.0.2.78")
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert_eq!(timed["elem"]["timeout"], 3600, "{listing}");
+    assert!(
+        timed["elem"]["expires"].as_u64().unwrap() <= 3600,
+        "{listing}"
+    );
+    assert!(pair.ping(FW_V4, None), "ping dropped after the kill switch");
+    assert!(pair.ping(FW_V6, None), "IPv6 dropped after the kill switch");
+    assert!(
+        pair.ping(FW_V4, Some(PEER_V4_CIDR_HOST)),
+        "CIDR still dropped after the kill switch"
+    );
+    assert_eq!(
+        set_elements(&pair, "other", "keep"),
+        [net("192.0.2.99")].into_iter().collect()
+    );
+    assert_eq!(
+        set_elements(&pair, "spoor", "admin_set"),
+        [net("192.0.2.55")].into_iter().collect()
+    );
+    assert!(l.owned(&be.name()).unwrap().is_empty());
+}
+
+/// A set of the configured name with other flags (an interval set for single addresses,
+/// as an older Spoor made it) stops setup with a message naming the set and the fix.
+#[test]
+fn setup_names_a_conflicting_set() {
+    let pair = NetnsPair::new();
+    pair.in_fw(&["nft", "add table inet spoor"]);
+    pair.in_fw(&[
+        "nft",
+        "add set inet spoor block_v4 { type ipv4_addr; flags interval, timeout; }",
+    ]);
+    let err = NftBackend::new(NftSettings {
+        command: ["ip", "netns", "exec", &pair.fw, "nft"]
+            .iter()
+            .map(Into::into)
+            .collect(),
+        family: "inet".into(),
+        table: "spoor".into(),
+        set_v4: "block_v4".into(),
+        set_v6: "block_v6".into(),
+        net_set_v4: "block_net_v4".into(),
+        net_set_v6: "block_net_v6".into(),
+        create: true,
+        capacity: 1000,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nftables set inet spoor block_v4")
+            && err.contains("flags [interval, timeout]")
+            && err.contains("needs type ipv4_addr with flags [timeout]"),
+        "{err}"
+    );
+}
+
+/// A table of family `ip` holds only IPv4 sets and rules (nft refuses `ip6 saddr` in it):
+/// setup works, an IPv4 block drops, an IPv6 decision is revoked by the guard with the
+/// reason instead of being reported active.
+#[test]
+fn ipv4_only_table() {
+    let pair = NetnsPair::new();
+    let nft = NftBackend::new(NftSettings {
+        command: ["ip", "netns", "exec", &pair.fw, "nft"]
+            .iter()
+            .map(Into::into)
+            .collect(),
+        family: "ip".into(),
+        table: "spoor4".into(),
+        set_v4: "block_v4".into(),
+        set_v6: "block_v6".into(),
+        net_set_v4: "block_net_v4".into(),
+        net_set_v6: "block_net_v6".into(),
+        create: true,
+        capacity: 1000,
+    })
+    .unwrap();
+    let mut be = GuardedBackend::new(
+        Box::new(nft),
+        Allowlist::new(false),
+        Guards {
+            min_prefix_v4: 24,
+            min_prefix_v6: 48,
+            max_new_per_minute: 100,
+            max_active: 100,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let conn = ledger::open(&dir.path().join("decisions.sqlite")).unwrap();
+    let l = Ledger::new(&conn);
+    let t0 = ledger::now();
+    let v4 = approve(&l, PEER_V4, 3600, t0);
+    let v6 = approve(&l, PEER_V6, 3600, t0);
+    let r = reconcile(&l, &mut be, t0).unwrap();
+    assert_eq!(r.added, [net(PEER_V4)]);
+    assert_eq!(r.revoked, 1);
+    assert_eq!(l.get(v4.id).unwrap().state, DecisionState::Active);
+    assert_eq!(l.get(v6.id).unwrap().state, DecisionState::Revoked);
+    let note = l
+        .audit(v6.id)
+        .unwrap()
+        .last()
+        .unwrap()
+        .note
+        .clone()
+        .unwrap();
+    assert!(note.contains("family ip"), "{note}");
+    let listing = pair.in_fw(&["nft", "list", "table", "ip", "spoor4"]);
+    assert!(!listing.contains("ip6"), "{listing}");
+    assert!(!pair.ping(FW_V4, None), "ping passes an IPv4 block");
+    assert!(pair.ping(FW_V6, None), "IPv6 dropped by an IPv4-only table");
 }

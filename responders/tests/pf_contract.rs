@@ -2,12 +2,13 @@
 //! writes a stand-in `pfctl` (a shell script) into a temp dir. It accepts only the forms
 //! pfctl(8) documents and Spoor uses:
 //!
-//! - `pfctl -t TABLE -T add|delete|test ADDR...`
-//! - `pfctl -t TABLE -T add|delete -f FILE` (a file, never `-` / stdin)
-//! - `pfctl -t TABLE -T show`
-//! - `pfctl -k HOST` and `pfctl -k HOST -k HOST` (state kill)
+//! - `pfctl -a ANCHOR -t TABLE -T add|delete|test ADDR...`
+//! - `pfctl -a ANCHOR -t TABLE -T add|delete -f FILE` (a file, never `-` / stdin)
+//! - `pfctl -a ANCHOR -t TABLE -T show`
+//! - `pfctl -k HOST` and `pfctl -k HOST -k HOST` (state kill; states are not per anchor)
 //!
-//! with the configured table name and addresses or CIDRs (v4 and v6); anything else is
+//! with the configured anchor (`-a ANCHOR` on every table command, and absent when the
+//! table is in the main ruleset), table name and addresses or CIDRs (v4 and v6); anything else is
 //! recorded as a violation and fails. It keeps the table in a file and answers like pfctl
 //! (`Table does not exist.` before the first add, `N/M addresses added.`, indented `show`
 //! lines).
@@ -25,6 +26,8 @@ use spoor_responders::{
 };
 
 const TABLE: &str = "spoor_block";
+/// The anchor of the shipped `freebsd/pf/spoor.anchor`.
+const ANCHOR: &str = "spoor";
 
 const STAND_IN: &str = r#"#!/bin/bash
 # Stand-in pfctl: checks the invocation against the documented contract, keeps state.
@@ -40,7 +43,12 @@ if [ "$1" = "-k" ]; then
   [ $# -eq 2 ] || is_addr "$4" || violation "bad -k host $4"
   echo "killed 0 states" >&2; exit 0
 fi
-[ "$1" = "-t" ] || violation "expected -t first: $*"
+if [ -n "@ANCHOR@" ]; then
+  [ "$1" = "-a" ] || violation "table command without -a @ANCHOR@: $*"
+  [ "$2" = "@ANCHOR@" ] || violation "wrong anchor $2"
+  shift 2
+fi
+[ "$1" = "-t" ] || violation "expected -t first (after -a ANCHOR when anchored): $*"
 [ "$2" = "@TABLE@" ] || violation "wrong table $2"
 [ "$3" = "-T" ] || violation "expected -T third: $*"
 CMD="$4"; shift 4
@@ -85,11 +93,18 @@ struct StandIn {
 }
 
 impl StandIn {
-    fn new() -> Self {
+    /// A stand-in for a table in `anchor` ("" for the main ruleset).
+    fn new(anchor: &str) -> Self {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pfctl");
-        std::fs::write(&path, STAND_IN.replace("@TABLE@", TABLE)).unwrap();
+        std::fs::write(
+            &path,
+            STAND_IN
+                .replace("@TABLE@", TABLE)
+                .replace("@ANCHOR@", anchor),
+        )
+        .unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         StandIn { dir }
     }
@@ -117,6 +132,7 @@ impl StandIn {
 fn settings(pfctl: &Path, kill_states: bool, capacity: usize) -> PfSettings {
     PfSettings {
         pfctl: pfctl.to_path_buf(),
+        anchor: ANCHOR.into(),
         table: TABLE.into(),
         kill_states,
         capacity,
@@ -129,7 +145,7 @@ fn net(s: &str) -> IpNet {
 
 #[test]
 fn add_show_delete_with_arguments_and_files() {
-    let s = StandIn::new();
+    let s = StandIn::new(ANCHOR);
     let mut pf = PfBackend::new(settings(&s.pfctl(), true, 1000));
     assert!(
         pf.list().unwrap().is_empty(),
@@ -155,7 +171,7 @@ fn add_show_delete_with_arguments_and_files() {
     let calls = s.calls();
     assert!(
         calls.contains(&format!(
-            "-t {TABLE} -T add 192.0.2.7 2001:db8::1 198.51.100.0/24 2001:db8:1::/48"
+            "-a {ANCHOR} -t {TABLE} -T add 192.0.2.7 2001:db8::1 198.51.100.0/24 2001:db8:1::/48"
         )),
         "{calls:#?}"
     );
@@ -192,7 +208,7 @@ fn add_show_delete_with_arguments_and_files() {
     let new_calls = &s.calls()[before..];
     assert_eq!(new_calls.len(), 1, "{new_calls:#?}");
     assert!(
-        new_calls[0].starts_with(&format!("-t {TABLE} -T add -f ")),
+        new_calls[0].starts_with(&format!("-a {ANCHOR} -t {TABLE} -T add -f ")),
         "{new_calls:#?}"
     );
     assert_eq!(pf.list().unwrap().len(), 204);
@@ -207,12 +223,24 @@ fn add_show_delete_with_arguments_and_files() {
     })
     .unwrap();
     assert_eq!(pf.list().unwrap().len(), 3);
+    // every table command names the anchor; state kills never do (states are global)
+    for call in s.calls() {
+        if call.starts_with("-k ") {
+            assert!(!call.contains("-a "), "{call}");
+        } else {
+            assert!(
+                call.starts_with(&format!("-a {ANCHOR} -t {TABLE} -T ")),
+                "{call}"
+            );
+        }
+    }
+    assert_eq!(pf.name(), format!("pf:{ANCHOR}:{TABLE}"));
     s.assert_no_violations();
 }
 
 #[test]
 fn capacity_guard_and_reconcile_leave_foreign_entries() {
-    let s = StandIn::new();
+    let s = StandIn::new(ANCHOR);
     // An entry the admin put in the table; Spoor must leave it.
     s.seed(&["192.0.2.200"]);
     let pf = PfBackend::new(settings(&s.pfctl(), false, 4));
@@ -293,13 +321,15 @@ fn capacity_guard_and_reconcile_leave_foreign_entries() {
 /// notice if the backend used them).
 #[test]
 fn stand_in_rejects_what_the_contract_forbids() {
-    let s = StandIn::new();
+    let s = StandIn::new(ANCHOR);
     for args in [
-        vec!["-t", TABLE, "-T", "add", "-f", "-"],
-        vec!["-t", "other_table", "-T", "add", "192.0.2.1"],
-        vec!["-t", TABLE, "-T", "add", "evil.example"],
-        vec!["-t", TABLE, "-T", "flush"],
-        vec!["-T", "add", "-t", TABLE, "192.0.2.1"],
+        vec!["-a", ANCHOR, "-t", TABLE, "-T", "add", "-f", "-"],
+        vec!["-a", ANCHOR, "-t", "other_table", "-T", "add", "192.0.2.1"],
+        vec!["-a", ANCHOR, "-t", TABLE, "-T", "add", "evil.example"],
+        vec!["-a", ANCHOR, "-t", TABLE, "-T", "flush"],
+        vec!["-a", ANCHOR, "-T", "add", "-t", TABLE, "192.0.2.1"],
+        vec!["-t", TABLE, "-T", "add", "192.0.2.1"],
+        vec!["-a", "other", "-t", TABLE, "-T", "show"],
     ] {
         let st = std::process::Command::new(s.pfctl())
             .args(&args)
@@ -308,5 +338,41 @@ fn stand_in_rejects_what_the_contract_forbids() {
             .unwrap();
         assert_eq!(st.code(), Some(2), "{args:?} was accepted");
     }
-    assert_eq!(s.read("violations").lines().count(), 5);
+    assert_eq!(s.read("violations").lines().count(), 7);
+}
+
+/// A table of the main ruleset (`anchor = ""`): no `-a` at all, which the stand-in for
+/// a main-ruleset table insists on.
+#[test]
+fn main_ruleset_table_has_no_anchor_argument() {
+    let s = StandIn::new("");
+    let mut pf = PfBackend::new(PfSettings {
+        anchor: String::new(),
+        ..settings(&s.pfctl(), false, 1000)
+    });
+    pf.apply(&Changes {
+        add: vec![net("192.0.2.7")],
+        ..Changes::default()
+    })
+    .unwrap();
+    assert!(pf.test("192.0.2.7".parse().unwrap()).unwrap());
+    assert_eq!(pf.list().unwrap(), [net("192.0.2.7")].into_iter().collect());
+    assert_eq!(
+        s.calls(),
+        [
+            format!("-t {TABLE} -T add 192.0.2.7"),
+            format!("-t {TABLE} -T test 192.0.2.7"),
+            format!("-t {TABLE} -T show"),
+        ]
+    );
+    assert_eq!(pf.name(), format!("pf:{TABLE}"));
+    s.assert_no_violations();
+    // and the anchored stand-in refuses those same calls
+    let anchored = StandIn::new(ANCHOR);
+    let mut pf = PfBackend::new(PfSettings {
+        anchor: String::new(),
+        ..settings(&anchored.pfctl(), false, 1000)
+    });
+    assert!(pf.list().is_err());
+    assert!(!anchored.read("violations").is_empty());
 }

@@ -153,6 +153,8 @@ async fn measure() -> Vec<Duration> {
                 table: "spoor".into(),
                 set_v4: "block_v4".into(),
                 set_v6: "block_v6".into(),
+                net_set_v4: "block_net_v4".into(),
+                net_set_v6: "block_net_v6".into(),
                 create: true,
                 capacity: 65_536,
             })

@@ -110,6 +110,7 @@ pub fn backend(cfg: &RespondConfig) -> Result<Box<dyn Backend>, BackendError> {
         BackendKind::DryRun => Box::new(DryRunBackend::new()),
         BackendKind::Pf => Box::new(PfBackend::new(PfSettings {
             pfctl: cfg.pf.pfctl.clone(),
+            anchor: cfg.pf.anchor.clone(),
             table: cfg.pf.table.clone(),
             kill_states: cfg.pf.kill_states,
             capacity: cfg.pf.capacity,
@@ -120,6 +121,8 @@ pub fn backend(cfg: &RespondConfig) -> Result<Box<dyn Backend>, BackendError> {
             table: cfg.nftables.table.clone(),
             set_v4: cfg.nftables.set_v4.clone(),
             set_v6: cfg.nftables.set_v6.clone(),
+            net_set_v4: cfg.nftables.net_set_v4.clone(),
+            net_set_v6: cfg.nftables.net_set_v6.clone(),
             create: cfg.nftables.create,
             capacity: cfg.nftables.capacity,
         })?),

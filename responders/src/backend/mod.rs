@@ -61,19 +61,43 @@ pub enum BackendError {
     Unauthorized { url: String },
     #[error("OPNsense API {url}: {message}")]
     Api { url: String, message: String },
+    #[error("{object}: {message}")]
+    Conflict { object: String, message: String },
 }
 
 /// One firewall object Spoor owns.
 pub trait Backend: fmt::Debug + Send {
-    /// Identifies the object (`nftables:inet spoor`, `pf:spoor`, `opnsense:spoor_block`);
-    /// the ledger keeps the entries Spoor added under this name.
+    /// Identifies the object (`nftables:inet spoor`, `pf:spoor:spoor_block` for a table
+    /// in an anchor, `opnsense:spoor_block`); the ledger keeps the entries Spoor added
+    /// under this name.
     fn name(&self) -> String;
     /// Add and remove these entries, in as few calls as the backend allows.
     fn apply(&mut self, changes: &Changes) -> Result<(), BackendError>;
     /// Everything the object holds, Spoor's entries and others'.
     fn list(&mut self) -> Result<BTreeSet<IpNet>, BackendError>;
+    /// Remove every entry of `own` (Spoor's entries) the object holds, at once: the kill
+    /// switch. Entries not in `own` stay. Returns what was removed. By default a list
+    /// and one removal batch; a backend that deletes large batches slowly empties its
+    /// object faster (nftables flushes its sets and puts the others' entries back in the
+    /// same transaction).
+    fn flush_own(&mut self, own: &BTreeSet<IpNet>) -> Result<Vec<IpNet>, BackendError> {
+        let held = self.list()?;
+        let remove: Vec<IpNet> = own.intersection(&held).copied().collect();
+        if !remove.is_empty() {
+            self.apply(&Changes {
+                remove: remove.clone(),
+                ..Changes::default()
+            })?;
+        }
+        Ok(remove)
+    }
     /// How many entries the object can hold.
     fn capacity(&self) -> usize;
+    /// Why the object can never hold `target`, if it cannot (checked by the guard, which
+    /// refuses such a target for good).
+    fn cannot_hold(&self, _target: &IpNet) -> Option<String> {
+        None
+    }
 }
 
 /// Run a command, feeding `stdin` if given, and return its stdout; a non-zero exit is a

@@ -1,5 +1,11 @@
 //! pf: one table, changed with `pfctl -t TABLE -T add|delete` and read with `-T show`.
 //!
+//! A table defined inside an anchor (the shipped `freebsd/pf/spoor.anchor` has
+//! `table <spoor_block> persist` in anchor `spoor`) is only reachable with `-a ANCHOR`:
+//! without it pfctl addresses (and `-T add` silently creates) a table of the same name
+//! in the main ruleset that no rule uses. Every table command carries `-a ANCHOR` when an
+//! anchor is configured. State kills (`-k`) do not: pf's state table is global.
+//!
 //! Small batches go as arguments; a batch of more than [`MAX_ARGS`] addresses is written
 //! to a temporary file and passed with `-f FILE` (pfctl reads one address per line;
 //! stdin is avoided so that a failure names a file an admin can inspect). With
@@ -25,6 +31,8 @@ pub const MAX_ARGS: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PfSettings {
     pub pfctl: PathBuf,
+    /// The anchor holding the table; empty for the main ruleset.
+    pub anchor: String,
     pub table: String,
     pub kill_states: bool,
     pub capacity: usize,
@@ -40,13 +48,22 @@ impl PfBackend {
         PfBackend { settings }
     }
 
+    /// `[-a ANCHOR] -t TABLE -T COMMAND`.
+    fn table_args(&self, command: &str) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::with_capacity(6);
+        if !self.settings.anchor.is_empty() {
+            args.push("-a".into());
+            args.push(self.settings.anchor.clone().into());
+        }
+        args.push("-t".into());
+        args.push(self.settings.table.clone().into());
+        args.push("-T".into());
+        args.push(command.into());
+        args
+    }
+
     fn table_cmd(&self, command: &str, targets: &[IpNet]) -> Result<String, BackendError> {
-        let mut args: Vec<OsString> = vec![
-            "-t".into(),
-            self.settings.table.clone().into(),
-            "-T".into(),
-            command.into(),
-        ];
+        let mut args = self.table_args(command);
         // The file must outlive the command.
         let _file = if targets.len() > MAX_ARGS {
             let mut f = tempfile::Builder::new()
@@ -78,13 +95,8 @@ impl PfBackend {
 
     /// Whether the table matches this address (`-T test`).
     pub fn test(&self, addr: IpAddr) -> Result<bool, BackendError> {
-        let args: Vec<OsString> = vec![
-            "-t".into(),
-            self.settings.table.clone().into(),
-            "-T".into(),
-            "test".into(),
-            addr.to_string().into(),
-        ];
+        let mut args = self.table_args("test");
+        args.push(addr.to_string().into());
         match run(&self.settings.pfctl, &args, None) {
             Ok(_) => Ok(true),
             // pfctl -T test exits non-zero when the address is not in the table.
@@ -119,7 +131,11 @@ impl PfBackend {
 
 impl Backend for PfBackend {
     fn name(&self) -> String {
-        format!("pf:{}", self.settings.table)
+        if self.settings.anchor.is_empty() {
+            format!("pf:{}", self.settings.table)
+        } else {
+            format!("pf:{}:{}", self.settings.anchor, self.settings.table)
+        }
     }
 
     fn apply(&mut self, changes: &Changes) -> Result<(), BackendError> {
@@ -138,11 +154,11 @@ impl Backend for PfBackend {
     fn list(&mut self) -> Result<BTreeSet<IpNet>, BackendError> {
         match self.table_cmd("show", &[]) {
             Ok(out) => parse_show(&out).map_err(|message| BackendError::Output {
-                command: format!(
-                    "{} -t {} -T show",
-                    self.settings.pfctl.display(),
-                    self.settings.table
-                ),
+                command: std::iter::once(self.settings.pfctl.as_os_str())
+                    .chain(self.table_args("show").iter().map(|a| a.as_os_str()))
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 message,
             }),
             // A table that does not exist yet holds nothing; `-T add` creates it.
