@@ -399,7 +399,7 @@ fn capture_permission_fix() -> &'static str {
     if cfg!(target_os = "freebsd") {
         "start the sensor as root (it opens /dev/bpf, then switches to [sensor] user), or give its user read access to /dev/bpf through a devfs rule"
     } else {
-        "start the sensor as root or with CAP_NET_RAW and CAP_NET_ADMIN (dist/systemd/spoor-sensor.service grants them; it switches to [sensor] user after opening); for a one-off check run `sudo spoor doctor`"
+        "start the sensor as root (dist/systemd/spoor-sensor.service does, with CAP_NET_RAW, and it switches to [sensor] user after opening), or give the binary the capabilities: `setcap cap_net_raw,cap_net_admin=eip /usr/local/bin/spoor`; run `spoor doctor` the same way the sensor runs"
     }
 }
 
@@ -1010,7 +1010,7 @@ fn check_backend(cfg: &RespondConfig, out: &mut Vec<Finding>) {
                     Finding::new(Level::Fail, "backend", kind, "firewall tool present")
                         .detail(format!("{} is not an executable here", program.display()))
                         .fix(if cfg.backend == BackendKind::Pf {
-                            format!("pf needs FreeBSD/OPNsense: set {key} to pfctl's path (/sbin/pfctl), or pick the backend this host has")
+                            format!("pf runs on FreeBSD/OPNsense: run the agent there (set {key} if pfctl lives elsewhere), or on Linux set [respond] backend = \"nftables\"")
                         } else {
                             format!("install nftables (`apt install nftables` / `dnf install nftables`) or set {key} to nft's path")
                         }),
