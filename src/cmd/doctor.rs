@@ -1041,6 +1041,9 @@ fn check_backend(cfg: &RespondConfig, out: &mut Vec<Finding>) {
                 capacity,
                 cfg.max_active,
             ));
+            if cfg.backend == BackendKind::Opnsense {
+                out.push(opnsense_alias(cfg));
+            }
         }
         Err(e) => out.push(backend_error_finding(cfg, &e)),
     }
@@ -1107,6 +1110,78 @@ fn backend_error_finding(cfg: &RespondConfig, e: &BackendError) -> Finding {
             }
         }
         BackendKind::DryRun => f,
+    }
+}
+
+/// `GET /api/firewall/alias/getAliasUUID/{alias}`: the alias list of an alias that does
+/// not exist looks like an empty one, so its presence is asked for separately. Key and
+/// secret are read as the backend reads them and appear in no finding.
+fn opnsense_alias(cfg: &RespondConfig) -> Finding {
+    let o = &cfg.opnsense;
+    let subject = format!("opnsense:{}", o.alias);
+    let f = Finding::new(Level::Fail, "backend", subject, "alias present");
+    let read = |p: &Option<std::path::PathBuf>| {
+        p.as_deref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|t| t.trim().to_string())
+    };
+    let (Some(url), Some(key), Some(secret)) =
+        (o.url.as_deref(), read(&o.key_file), read(&o.secret_file))
+    else {
+        // The list above would have failed first; nothing more to ask.
+        return f
+            .detail("url, key or secret missing")
+            .fix("set [respond.opnsense] url, key_file and secret_file");
+    };
+    let mut builder =
+        reqwest::blocking::Client::builder().timeout(o.timeout.as_std().min(PROBE_TIMEOUT));
+    if let Some(certs) = o
+        .ca_file
+        .as_deref()
+        .and_then(|ca| std::fs::read(ca).ok())
+        .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
+    {
+        builder = builder.tls_certs_only(certs);
+    }
+    let endpoint = format!(
+        "{}/api/firewall/alias/getAliasUUID/{}",
+        url.trim_end_matches('/'),
+        o.alias
+    );
+    let answer = builder.build().and_then(|c| {
+        c.get(&endpoint)
+            .basic_auth(&key, Some(&secret))
+            .send()
+            .and_then(|r| r.error_for_status())
+            .and_then(|r| r.text())
+    });
+    match answer {
+        Ok(body) => alias_finding(f, &o.alias, &body, o.create_alias),
+        Err(e) => f
+            .detail(format!("{endpoint}: {}", describe(&e).replace(&secret, "<redacted>")))
+            .fix("give the API key's user the privilege covering the firewall alias utilities (System > Access > Users; search the privilege list for \"Alias\"; the API answers 403 until it has it)"),
+    }
+}
+
+/// What `getAliasUUID` answered: `{"uuid": "..."}` when the alias exists, an empty
+/// object or list when it does not.
+pub(crate) fn alias_finding(f: Finding, alias: &str, body: &str, create: bool) -> Finding {
+    let uuid = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("uuid").and_then(|u| u.as_str()).map(str::to_string))
+        .filter(|u| !u.is_empty());
+    match uuid {
+        Some(u) => f
+            .with_level(Level::Ok)
+            .detail(format!("alias `{alias}` exists ({u})")),
+        None if create => f.with_level(Level::Ok).detail(format!(
+            "alias `{alias}` does not exist yet; `spoor agent` creates it at start ([respond.opnsense] create_alias = true)"
+        )),
+        None => f
+            .detail(format!("no alias `{alias}` on the firewall: blocks have nowhere to go"))
+            .fix(format!(
+                "create it (Firewall > Aliases: name {alias}, type External (advanced)) and a block rule that uses it, or set [respond.opnsense] create_alias = true"
+            )),
     }
 }
 
@@ -1306,6 +1381,30 @@ mod tests {
         check_clock(t, Some(t), &mut f);
         assert_eq!(f[0].level, Level::Fail);
         assert_eq!(f[1].level, Level::Ok);
+    }
+
+    #[test]
+    fn an_opnsense_alias_is_present_only_with_a_uuid() {
+        let f = || {
+            Finding::new(
+                Level::Fail,
+                "backend",
+                "opnsense:spoor_block",
+                "alias present",
+            )
+        };
+        let found = alias_finding(f(), "spoor_block", r#"{"uuid":"6a1e-77"}"#, false);
+        assert_eq!(found.level, Level::Ok);
+        assert!(found.detail.contains("6a1e-77"));
+        for missing in ["[]", "{}", r#"{"uuid":""}"#, "not json"] {
+            let m = alias_finding(f(), "spoor_block", missing, false);
+            assert_eq!(m.level, Level::Fail, "{missing}");
+            assert!(m.fix.unwrap().contains("create_alias = true"));
+            assert_eq!(
+                alias_finding(f(), "spoor_block", missing, true).level,
+                Level::Ok
+            );
+        }
     }
 
     #[test]
