@@ -633,3 +633,199 @@ fn a_healthy_setup_is_all_ok() {
     assert_eq!(level(f), "fail", "{f:#}");
     assert!(fix(f).contains("[[server.sensor]]"), "{f:#}");
 }
+
+// ---------------------------------------------------------------------------------------
+// OPNsense: an in-test API over HTTPS on 127.0.0.1
+
+const OPN_KEY: &str = "doctor-opnsense-key";
+const OPN_SECRET: &str = "doctor-opnsense-secret-never-printed";
+const ALIAS: &str = "spoor_block";
+
+/// `user:password` for HTTP basic auth (RFC 4648 base64, with padding).
+fn basic(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = format!("{user}:{password}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// A fake OPNsense answering `alias/getAliasUUID` and `alias_util/list` for [`ALIAS`];
+/// it records every request line.
+struct FakeOpnsense {
+    url: String,
+    ca_pem: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeOpnsense {
+    fn start(alias_exists: bool) -> FakeOpnsense {
+        use std::io::{Read, Write};
+        use std::sync::{Arc, Mutex};
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![ck.cert.der().clone()], key)
+                .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (tls, seen) = (Arc::clone(&tls), Arc::clone(&seen));
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let mut s = rustls::StreamOwned::new(conn, stream);
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65_536 {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let line = head.lines().next().unwrap_or("").to_string();
+                    let authorized = head.lines().any(|h| {
+                        h.to_ascii_lowercase().starts_with("authorization:")
+                            && h["authorization:".len()..].trim() == basic(OPN_KEY, OPN_SECRET)
+                    });
+                    seen.lock().unwrap().push(line.clone());
+                    let path = line.split(' ').nth(1).unwrap_or("");
+                    let (status, body) = if !authorized {
+                        (
+                            "401 Unauthorized",
+                            r#"{"status":401,"message":"Authentication Failed"}"#.to_string(),
+                        )
+                    } else if path == format!("/api/firewall/alias/getAliasUUID/{ALIAS}") {
+                        let body = if alias_exists {
+                            r#"{"uuid":"6a2c5a3e-0000-4000-8000-00000000d0c7"}"#
+                        } else {
+                            "[]"
+                        };
+                        ("200 OK", body.to_string())
+                    } else if path == format!("/api/firewall/alias_util/list/{ALIAS}") {
+                        let rows = if alias_exists {
+                            r#"[{"ip":"198.51.100.7"},{"ip":"203.0.113.0/24"}]"#
+                        } else {
+                            "[]"
+                        };
+                        (
+                            "200 OK",
+                            format!(r#"{{"total":2,"rowCount":2,"current":1,"rows":{rows}}}"#),
+                        )
+                    } else {
+                        ("404 Not Found", "{}".to_string())
+                    };
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.flush();
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
+                });
+            }
+        });
+        FakeOpnsense {
+            url,
+            ca_pem: ck.cert.pem(),
+            requests,
+        }
+    }
+
+    fn config(&self, s: &Setup, name: &str, secret: &str, create_alias: bool) -> PathBuf {
+        s.write("opnsense-ca.pem", &self.ca_pem);
+        s.write("opn.key", &format!("{OPN_KEY}\n"));
+        s.write("opn.secret", &format!("{secret}\n"));
+        s.config(
+            name,
+            &format!(
+                "\n[respond]\nmode = \"auto\"\nbackend = \"opnsense\"\nmax_active = 1000\n\n\
+                 [respond.opnsense]\nurl = \"{}\"\nalias = \"{ALIAS}\"\nkey_file = \"opn.key\"\n\
+                 secret_file = \"opn.secret\"\nca_file = \"opnsense-ca.pem\"\n\
+                 create_alias = {create_alias}\nretries = 0\n",
+                self.url
+            ),
+        )
+    }
+}
+
+#[test]
+fn opnsense_api_key_and_alias_are_checked_without_changing_anything() {
+    let s = Setup::new();
+
+    let healthy = FakeOpnsense::start(true);
+    let cfg = healthy.config(&s, "healthy.toml", OPN_SECRET, false);
+    s.compile(&cfg);
+    let (code, report) = doctor(&[], &cfg);
+    assert_eq!(code, Some(0), "{report:#}");
+    for check in ["backend reachable", "alias present", "room for new blocks"] {
+        let f = finding(&report, "backend", ALIAS, check);
+        assert_eq!(level(f), "ok", "{f:#}");
+    }
+    let room = finding(&report, "backend", ALIAS, "room for new blocks");
+    assert!(
+        room["detail"].as_str().unwrap().starts_with("2 entries"),
+        "{room:#}"
+    );
+
+    // No alias: a failure naming where to make it; with create_alias it is the agent's job.
+    let bare = FakeOpnsense::start(false);
+    let cfg = bare.config(&s, "bare.toml", OPN_SECRET, false);
+    let (code, report) = doctor(&[], &cfg);
+    assert_eq!(code, Some(1), "{report:#}");
+    let f = finding(&report, "backend", ALIAS, "alias present");
+    assert_eq!(level(f), "fail", "{f:#}");
+    assert!(
+        fix(f).contains("External") && fix(f).contains("create_alias = true"),
+        "{f:#}"
+    );
+    let cfg = bare.config(&s, "create.toml", OPN_SECRET, true);
+    let (code, report) = doctor(&[], &cfg);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(
+        level(finding(&report, "backend", ALIAS, "alias present")),
+        "ok"
+    );
+    let requests = bare.requests.lock().unwrap().clone();
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ")),
+        "the doctor only reads: {requests:?}"
+    );
+
+    // A secret the firewall refuses: 401, the fix names the key files, no secret shown.
+    let cfg = healthy.config(&s, "wrong.toml", "not-the-secret-either", false);
+    let (code, report) = doctor(&[], &cfg);
+    assert_eq!(code, Some(1), "{report:#}");
+    let f = finding(&report, "backend", "opnsense", "backend reachable");
+    assert_eq!(level(f), "fail", "{f:#}");
+    assert!(fix(f).contains("key_file"), "{f:#}");
+    let text = report.to_string();
+    assert!(!text.contains("not-the-secret-either") && !text.contains(OPN_SECRET));
+}
