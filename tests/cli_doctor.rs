@@ -829,3 +829,153 @@ fn opnsense_api_key_and_alias_are_checked_without_changing_anything() {
     let text = report.to_string();
     assert!(!text.contains("not-the-secret-either") && !text.contains(OPN_SECRET));
 }
+
+// ---------------------------------------------------------------------------------------
+// pf: a stand-in pfctl (FreeBSD cannot run here)
+
+#[test]
+fn pf_is_listed_through_pfctl_and_a_refusal_names_the_fix() {
+    let s = Setup::new();
+    let pfctl = |body: &str| {
+        let p = s.write("pfctl", &format!("#!/bin/sh\n{body}\n"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let cfg = |name: &str, pfctl: &Path| {
+        s.config(
+            name,
+            &format!(
+                "\n[respond]\nmode = \"approve\"\nbackend = \"pf\"\nmax_active = 100\n\n\
+                 [respond.pf]\npfctl = {:?}\ntable = \"spoor_block\"\n",
+                pfctl.display().to_string()
+            ),
+        )
+    };
+    let show = pfctl(
+        "case \" $* \" in *\" -T show \"*) printf '   198.51.100.7\\n   203.0.113.0/24\\n' ;; \
+         *) echo \"pfctl: unexpected: $*\" >&2; exit 2 ;; esac",
+    );
+    let ok = cfg("pf.toml", &show);
+    s.compile(&ok);
+    let (code, report) = doctor(&[], &ok);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(
+        level(finding(&report, "backend", "pf", "firewall tool present")),
+        "ok"
+    );
+    let room = finding(&report, "backend", "pf:spoor_block", "room for new blocks");
+    assert!(
+        room["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 entries; limit 100"),
+        "{room:#}"
+    );
+
+    pfctl("echo 'pfctl: /dev/pf: Permission denied' >&2; exit 1");
+    let (code, report) = doctor(&[], &ok);
+    assert_eq!(code, Some(1), "{report:#}");
+    let f = finding(&report, "backend", "pf", "backend reachable");
+    assert_eq!(level(f), "fail", "{f:#}");
+    assert!(fix(f).contains("root"), "{f:#}");
+
+    let missing = cfg("nopf.toml", &s.path("no-such-pfctl"));
+    let (code, report) = doctor(&[], &missing);
+    assert_eq!(code, Some(1), "{report:#}");
+    let f = finding(&report, "backend", "pf", "firewall tool present");
+    assert_eq!(level(f), "fail", "{f:#}");
+    assert!(fix(f).contains("nftables"), "{f:#}");
+}
+
+// ---------------------------------------------------------------------------------------
+// the sensor's user
+
+#[test]
+fn the_sensor_user_must_reach_what_it_opens_after_the_switch() {
+    if let Some(why) = root_and(&[]) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let s = Setup::new();
+    let cfg = s.config(
+        "spoor.toml",
+        "user = \"nobody\"\n\n[[sensor.output]]\ntype = \"server\"\n\
+         url = \"http://127.0.0.1:9\"\ntoken_file = \"sensor.token\"\n",
+    );
+    s.compile(&cfg);
+    std::fs::set_permissions(s.snapshot(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(
+        s.path("sensor.token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (_, report) = doctor(&[], &cfg);
+    assert_eq!(
+        level(finding(
+            &report,
+            "privileges",
+            "nobody",
+            "[sensor] user exists"
+        )),
+        "ok"
+    );
+    let snap = finding(
+        &report,
+        "privileges",
+        "trails.snapshot",
+        "snapshot readable",
+    );
+    assert_eq!(level(snap), "warn", "{snap:#}");
+    assert!(fix(snap).contains("chmod 0644"), "{snap:#}");
+    let token = finding(&report, "privileges", "sensor.token", "token readable");
+    assert_eq!(level(token), "fail", "{token:#}");
+    // The log and spool folders do not exist yet: the sensor would create them in
+    // `state`, which only root may write to.
+    let log = finding(&report, "privileges", "state/log", "log folder writable");
+    assert_eq!(level(log), "fail", "{log:#}");
+    assert!(fix(log).starts_with("install -d -o nobody"), "{log:#}");
+    assert_eq!(
+        level(finding(
+            &report,
+            "privileges",
+            "state/spool",
+            "spool writable"
+        )),
+        "fail"
+    );
+
+    // Fixed as the findings say: all ok.
+    std::fs::set_permissions(s.snapshot(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let nobody = |p: &Path| {
+        run_ok(Command::new("chown").arg("nobody").arg(p));
+    };
+    nobody(&s.path("sensor.token"));
+    for dir in ["state/log", "state/spool"] {
+        std::fs::create_dir(s.path(dir)).unwrap();
+        nobody(&s.path(dir));
+    }
+    let (_, report) = doctor(&[], &cfg);
+    let privileges: Vec<&Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["area"] == "privileges")
+        .collect();
+    assert_eq!(privileges.len(), 5, "{privileges:#?}");
+    assert!(
+        privileges.iter().all(|f| f["level"] == "ok"),
+        "{privileges:#?}"
+    );
+
+    // A user that does not exist stops the sensor: a failure with the command.
+    let cfg = s.config("ghost.toml", "user = \"spoor-doctor-no-such-user\"\n");
+    let (code, report) = doctor(&[], &cfg);
+    assert_eq!(code, Some(1));
+    let f = finding(
+        &report,
+        "privileges",
+        "no-such-user",
+        "[sensor] user exists",
+    );
+    assert!(f["detail"].as_str().unwrap().contains("useradd"), "{f:#}");
+}
