@@ -618,6 +618,22 @@ fn a_healthy_setup_is_all_ok() {
     assert_eq!(level(f), "fail", "{f:#}");
     assert!(fix(f).contains("pin_sha256"), "{f:#}");
 
+    // The right token under another sensor name: the server refuses the batch (403).
+    let renamed = s.path("renamed.toml");
+    std::fs::write(
+        &renamed,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(&format!("name = \"{SENSOR}\""), "name = \"renamed-sensor\""),
+    )
+    .unwrap();
+    let (code, report) = doctor(&wrapper, &renamed);
+    assert_eq!(code, Some(1));
+    let f = finding(&report, "server", "127.0.0.1:8338", "sensor token accepted");
+    assert_eq!(level(f), "fail", "{f:#}");
+    assert!(f["detail"].as_str().unwrap().contains("403"), "{f:#}");
+    assert!(fix(f).contains("[sensor] name"), "{f:#}");
+
     // A token the server does not know.
     s.write("other.token", "not-the-sensors-token\n");
     let unknown = s.config(
