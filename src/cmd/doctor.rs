@@ -238,7 +238,8 @@ fn render_text(r: &Report) -> String {
             f.area,
             f.subject,
             f.check,
-            f.detail
+            // Tool output (nft's error with its caret line) stays under the finding.
+            f.detail.trim_end().replace('\n', "\n      ")
         ));
         if let Some(fix) = &f.fix {
             out.push_str(&format!("      fix: {fix}\n"));
@@ -321,6 +322,18 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("skip  server: none"));
+        let multi = Report {
+            findings: vec![
+                Finding::new(Level::Fail, "backend", "nftables", "listed")
+                    .detail("Error: No such file\nlist set inet spoor block_v4\n"),
+            ],
+            ..Report::default()
+        };
+        assert!(
+            render_text(&multi).contains("No such file\n      list set inet spoor block_v4\n0 ok"),
+            "{}",
+            render_text(&multi)
+        );
         assert!(t.ends_with("0 ok, 0 warn, 1 fail\n"));
         assert_eq!(r.worst(), Level::Fail);
     }

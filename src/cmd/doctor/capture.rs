@@ -181,14 +181,14 @@ pub(super) fn check_interface(iface: &str, sensor: &SensorConfig, out: &mut Vec<
         &known,
         sensor.live.promiscuous,
     ));
-    if state.is_some() {
-        out.extend(open_capture(iface, sensor));
+    if let Some(state) = state {
+        out.extend(open_capture(iface, sensor, state.up));
     }
 }
 
 /// Open the interface with libpcap exactly as the sensor does (same options and filter),
 /// and report the link type.
-fn open_capture(iface: &str, sensor: &SensorConfig) -> Vec<Finding> {
+fn open_capture(iface: &str, sensor: &SensorConfig, up: bool) -> Vec<Finding> {
     let o = &sensor.live;
     let opened = pcap::Capture::from_device(iface).and_then(|c| {
         c.promisc(o.promiscuous)
@@ -206,6 +206,14 @@ fn open_capture(iface: &str, sensor: &SensorConfig) -> Vec<Finding> {
             return vec![if is_permission_error(&text) {
                 f.detail(format!("libpcap cannot open it: {text}"))
                     .fix(capture_permission_fix())
+            } else if !up {
+                // Already a failure of its own above; permission and link type are
+                // known once it is up.
+                f.with_level(Level::Warn)
+                    .detail(format!(
+                        "not checked while the interface is down (libpcap: {text})"
+                    ))
+                    .fix("bring the interface up, then run `spoor doctor` again")
             } else {
                 f.detail(format!("libpcap cannot open it: {text}")).fix(
                     "fix what libpcap reports (an interface that is down or gone cannot be opened); then `spoor doctor` again",
