@@ -5,12 +5,14 @@
 //! with libpcap the way the sensor opens them, link type decodable), the trail snapshot
 //! (present, loadable, not empty, not stale), the server each `[[sensor.output]] type =
 //! "server"` ships to (reachable, certificate trusted, token accepted, clocks agreeing),
-//! the `[respond]` backend (reachable, listable, room left), and the clock itself.
+//! the `[respond]` backend (reachable, listable, room left), what `[sensor] user` must
+//! reach after the sensor switches to it, and the clock itself. One file per area below
+//! `doctor/`; this file holds the finding type, the order of the checks and the output.
 //!
 //! Every finding is a [`Level`], what was checked, what was found, and the fix an admin
 //! applies (a command or a config key). Nothing is changed anywhere: nftables is listed
 //! with `create` switched off, the OPNsense alias is not created, and the server probe is
-//! a batch the server refuses without storing anything (see [`probe_batch`]).
+//! a batch the server refuses without storing anything (see [`server::probe_batch`]).
 //!
 //! Exit code: 0 when no finding fails (warnings allowed), [`EXIT_FAILED`] when one does,
 //! 2 for a config that does not load.
@@ -51,8 +53,9 @@ pub(crate) const MAX_SNAPSHOT_AHEAD: Duration = Duration::from_secs(300);
 /// dashboard's "last seen" drift apart, and TLS validity checks start to fail.
 pub(crate) const MAX_CLOCK_SKEW: Duration = Duration::from_secs(30);
 
-/// The longest any one network check (server probe, OPNsense call) may take, whatever
-/// longer timeout the config gives the service itself.
+/// The longest the server probe or the OPNsense alias lookup may take, whatever longer
+/// timeout the config gives the service itself. (The backend's own `list()` runs with
+/// its configured timeout and retries, as the agent's would.)
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A backend holding this share of its limit (percent) gets a warning.
