@@ -7,7 +7,8 @@
 //! - unreachable backend: nftables in a fresh namespace without the table and with
 //!   `create = false`, and the OPNsense API at a closed port;
 //! - healthy: in a namespace, an interface up, a fresh snapshot, a real `spoor server`
-//!   (self-signed TLS, pinned) with the sensor's token, and the nftables table in place.
+//!   (self-signed TLS, pinned) with the sensor's token, and the nftables table and sets
+//!   as `spoor agent` makes them, holding one block it applied.
 //!
 //! Tests needing root, iproute2, setpriv or nft say why and pass where those are missing.
 //! Traffic stays on loopback interfaces; namespaces are deleted on drop, and only the
@@ -455,7 +456,7 @@ fn an_nftables_table_that_is_missing_fails_unless_the_agent_creates_it() {
     let f = finding(&report, "backend", "nftables", "backend reachable");
     assert_eq!(level(f), "fail", "{f:#}");
     assert!(fix(f).contains("create = true"), "{f:#}");
-    assert!(fix(f).contains("nft add table inet spoor_doctor"), "{f:#}");
+    assert!(fix(f).contains("nft list table inet spoor_doctor"), "{f:#}");
 
     // With create = true it is the agent's job, and the doctor leaves the ruleset alone.
     let cfg = s.config("create.toml", &respond(true));
@@ -508,16 +509,6 @@ fn a_healthy_setup_is_all_ok() {
     ]));
     run_ok(&mut ns.exec(&["ip", "link", "set", "dtest0", "up"]));
     run_ok(&mut ns.exec(&["ip", "link", "set", "dtest1", "up"]));
-    for cmd in [
-        "add table inet spoor_doctor",
-        "add set inet spoor_doctor block_v4 { type ipv4_addr; flags interval, timeout; }",
-        "add set inet spoor_doctor block_v6 { type ipv6_addr; flags interval, timeout; }",
-        "add element inet spoor_doctor block_v4 { 198.51.100.7 }",
-    ] {
-        let mut args = vec!["nft"];
-        args.extend(cmd.split(' '));
-        run_ok(&mut ns.exec(&args));
-    }
     let s = Setup::new();
     // The server, inside the namespace, with a self-signed certificate and this sensor's
     // token.
@@ -570,6 +561,32 @@ fn a_healthy_setup_is_all_ok() {
     );
     s.compile(&cfg);
     let wrapper = ["ip", "netns", "exec", ns.name.as_str()];
+    // The table and its sets as the agent makes them (create = true), holding one block
+    // put there by the agent: whatever the set layout, the doctor lists what the agent
+    // built.
+    let agent_cfg = s.path("agent.toml");
+    std::fs::write(
+        &agent_cfg,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("create = false", "create = true"),
+    )
+    .unwrap();
+    let spoor_in_ns = |args: &[&str]| {
+        let mut c = ns.exec(&[env!("CARGO_BIN_EXE_spoor"), "-c"]);
+        c.arg(&agent_cfg).args(args).env_remove("SPOOR_LOG");
+        run_ok(&mut c);
+    };
+    spoor_in_ns(&[
+        "block",
+        "add",
+        "198.51.100.7",
+        "--ttl",
+        "1h",
+        "--reason",
+        "doctor test",
+    ]);
+    spoor_in_ns(&["agent", "--once"]);
     let (code, report) = doctor(&wrapper, &cfg);
     let bad: Vec<&Value> = report["findings"]
         .as_array()

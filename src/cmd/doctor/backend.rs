@@ -124,15 +124,13 @@ fn backend_error_finding(cfg: &RespondConfig, e: &BackendError) -> Finding {
                 ))
             } else if lower.contains("no such file or directory") {
                 f.detail(format!(
-                    "table {} {} or its sets {}/{} do not exist, and [respond.nftables] create = false: {text}",
-                    n.family, n.table, n.set_v4, n.set_v6
+                    "table {} {} or one of its sets does not exist, and [respond.nftables] create = false: {text}",
+                    n.family, n.table
                 ))
                 .fix(format!(
-                    "set [respond.nftables] create = true, or make them: `nft add table {f} {t}; nft add set {f} {t} {s4} '{{ type ipv4_addr; flags interval, timeout; }}'; nft add set {f} {t} {s6} '{{ type ipv6_addr; flags interval, timeout; }}'` plus rules that drop from/to @{s4} and @{s6}",
+                    "set [respond.nftables] create = true (`spoor agent` then makes table {f} {t}, its sets and drop chains at start), or create them as [respond.nftables] names them (`nft list table {f} {t}` shows what exists)",
                     f = n.family,
                     t = n.table,
-                    s4 = n.set_v4,
-                    s6 = n.set_v6
                 ))
             } else {
                 f.fix("run the `nft` command from the message by hand and fix what it reports")
