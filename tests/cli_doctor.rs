@@ -899,7 +899,8 @@ fn pf_is_listed_through_pfctl_and_a_refusal_names_the_fix() {
         level(finding(&report, "backend", "pf", "firewall tool present")),
         "ok"
     );
-    let room = finding(&report, "backend", "pf:spoor_block", "room for new blocks");
+    // The subject is the backend's name (`pf:TABLE`, or `pf:ANCHOR:TABLE` with an anchor).
+    let room = finding(&report, "backend", "spoor_block", "room for new blocks");
     assert!(
         room["detail"]
             .as_str()

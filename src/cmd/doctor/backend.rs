@@ -142,11 +142,7 @@ fn backend_error_finding(cfg: &RespondConfig, e: &BackendError) -> Finding {
             } else if lower.contains("pf not enabled") || lower.contains("not enabled") {
                 f.fix("enable pf: `sysrc pf_enable=YES && service pf start`")
             } else {
-                f.fix(format!(
-                    "run `{} -t {} -T show` by hand and fix what it reports; load the anchor (freebsd/README.md, \"Blocking with pf\")",
-                    cfg.pf.pfctl.display(),
-                    cfg.pf.table
-                ))
+                f.fix("run the pfctl command from the message by hand and fix what it reports; the table must be the one the loaded anchor uses (freebsd/README.md, \"Blocking with pf\")")
             }
         }
         BackendKind::Opnsense => {
