@@ -46,6 +46,8 @@ enum Command {
     Block(cmd::block::BlockCommand),
     /// Apply the decision ledger to the firewall and keep it in line
     Agent(cmd::agent::AgentArgs),
+    /// Preflight: capture, trails, server, firewall backend and clock, each finding with its fix
+    Doctor(cmd::doctor::DoctorArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::server::run_up(&ctx, args),
         Command::Block(command) => cmd::block::run(&ctx, command),
         Command::Agent(args) => cmd::agent::run(&ctx, args),
+        Command::Doctor(args) => cmd::doctor::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

@@ -4,13 +4,15 @@
 //!
 //! Exit codes, for scripts:
 //! - 0: success
-//! - 1: ran fine but found nothing (a lookup that matched nothing)
+//! - 1: ran fine but found nothing (a lookup that matched nothing), or `doctor` found a
+//!   failing check
 //! - 2: bad config or bad usage (clap uses 2 for usage errors too)
 //! - 3: a runtime error (I/O, network, a failed download...)
 
 pub(crate) mod agent;
 pub(crate) mod block;
 pub(crate) mod config;
+pub(crate) mod doctor;
 pub(crate) mod feeds;
 pub(crate) mod generate;
 pub(crate) mod sensor;
