@@ -318,7 +318,7 @@ async fn main() {
         let page = store
             .read_blocking(|c| {
                 Ok(time(&format!("{name} (first 100)"), || {
-                    search::search(c, f, v, 100, None).unwrap()
+                    search::search(c, f, v, 100, search::Sort::default(), None).unwrap()
                 }))
             })
             .unwrap();
