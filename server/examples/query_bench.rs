@@ -283,7 +283,7 @@ async fn main() {
         (
             "search: src=10.0.19.7 (one host)",
             EventFilter {
-                src: vec!["10.0.19.7".parse().unwrap()],
+                src: vec!["10.0.19.7/32".parse().unwrap()],
                 ..day_filter.clone()
             },
         ),
