@@ -242,13 +242,17 @@ async fn main() {
         scope: vec!["10.0.0.0/24".parse().unwrap()],
         ..Visibility::default()
     };
-    store
-        .read_blocking(|c| {
-            Ok(time("summary: the day, user scoped to 10.0.0.0/24", || {
-                summary::summary(c, &day, &scoped).unwrap()
-            }))
-        })
-        .unwrap();
+    // Counted from the events, not the rollups: minutes per run at 2 M events.
+    // `SPOOR_SKIP_SCOPED=1` leaves it out to rerun the rest.
+    if std::env::var_os("SPOOR_SKIP_SCOPED").is_none() {
+        store
+            .read_blocking(|c| {
+                Ok(time("summary: the day, user scoped to 10.0.0.0/24", || {
+                    summary::summary(c, &day, &scoped).unwrap()
+                }))
+            })
+            .unwrap();
+    }
 
     let day_filter = EventFilter {
         from: Some(DAY0),
@@ -265,11 +269,11 @@ async fn main() {
             },
         ),
         (
-            "search: kind=dns, severity=high, sensor=sensor2",
+            "search: kind=dns, severity=high, sensor=bench",
             EventFilter {
                 kinds: vec![EventKind::Dns],
                 severities: vec![Severity::High],
-                sensors: vec!["sensor2".into()],
+                sensors: vec!["bench".into()],
                 ..day_filter.clone()
             },
         ),
