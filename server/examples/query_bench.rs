@@ -328,5 +328,5 @@ async fn main() {
             .unwrap();
         assert!(!page.events.is_empty(), "{name} found nothing");
     }
-    store.close();
+    tokio::task::block_in_place(|| store.close());
 }

@@ -83,6 +83,13 @@ impl Where {
         let mut parts = Vec::new();
         for n in nets {
             let (lo, hi) = net_range(*n);
+            if lo == hi {
+                // One host as an equality: SQLite's planner then takes the address index
+                // (it cannot size a range and would walk the time index instead).
+                let ip = self.param(lo.to_vec());
+                parts.push(format!("{column} = {ip}"));
+                continue;
+            }
             let lo = self.param(lo.to_vec());
             let hi = self.param(hi.to_vec());
             parts.push(format!("{column} BETWEEN {lo} AND {hi}"));
