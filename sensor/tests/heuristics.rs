@@ -93,6 +93,16 @@ fn heuristic_summary(events: &[Event], with_dst: bool) -> Vec<String> {
     out
 }
 
+/// Heuristic alerts counted per (trail, source, info), condensed counts included.
+fn alert_totals(events: &[Event]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind == EventKind::Heuristic) {
+        *out.entry(format!("{} {} {}", e.trail, e.src, e.info))
+            .or_default() += e.count;
+    }
+    out
+}
+
 fn ip4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
@@ -173,9 +183,13 @@ fn stealth_scans_give_the_same_events_at_1_2_and_4_workers() {
             .all(|e| e.info == "potential port scanning"),
         "nothing else fires on ordinary traffic: {base:#?}"
     );
+    let totals = alert_totals(&one);
     for workers in [2, 4] {
         let (events, snapshot) = run(&config, &trails, std::slice::from_ref(&path), workers);
-        assert_eq!(heuristic_summary(&events, true), base, "{workers} workers");
+        // The same alerts per scanner. Two alerts of one scanner (one per host) may reach
+        // the condenser close enough to be condensed into one with count 2, depending on
+        // which worker crosses its threshold first; the counts add up the same.
+        assert_eq!(alert_totals(&events), totals, "{workers} workers");
         assert_eq!(snapshot.packets, 20_000 + probes as u64);
     }
 }
