@@ -34,7 +34,9 @@ impl Micros {
     }
 }
 
-/// A 128-bit event identifier, written as 32 lower-case hex digits.
+/// A 128-bit event identifier, written as 32 lower-case hex digits. Sensors make them
+/// time-ordered (UUIDv7 layout: milliseconds, then random bits); the server only needs
+/// them unique.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct EventId(pub u128);
 

@@ -35,8 +35,10 @@ fn event(n: u64, now: i64) -> Event {
     // over the last 20 hours.
     let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     // Within the last 20 h: the browser's "last 24 h" starts later than `now` (storing
-    // takes minutes), and must still hold every event.
-    let time = now - 60_000_000 - (h % 72_000_000_000) as i64;
+    // takes minutes), and must still hold every event. Times rise with `n` (with up to a
+    // second of jitter), as sensors ship their events.
+    const SPAN: i64 = 72_000_000_000;
+    let time = now - 60_000_000 - SPAN + n as i64 * (SPAN / EVENTS as i64) + (h % 1_000_000) as i64;
     let src = 0x0a00_0000u32 + (h >> 20) as u32 % 50_000;
     let dst = 0xc633_6400u32 + (h >> 40) as u32 % 20_000;
     let sev = match h % 10 {

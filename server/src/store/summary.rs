@@ -110,8 +110,27 @@ struct Acc {
     buckets: BTreeMap<i64, (BySeverity, HashMap<String, i64>)>,
     sensors: HashMap<String, i64>,
     trails: HashMap<String, i64>,
-    src: HashMap<Vec<u8>, i64>,
-    dst: HashMap<Vec<u8>, i64>,
+    src: HashMap<Addr, i64>,
+    dst: HashMap<Addr, i64>,
+}
+
+/// An address as stored (16 bytes).
+type Addr = [u8; 16];
+
+/// Add `n` to `key`'s count, allocating a key only the first time it is seen.
+fn add_trail(map: &mut HashMap<String, i64>, key: &str, n: i64) {
+    match map.get_mut(key) {
+        Some(c) => *c += n,
+        None => {
+            map.insert(key.to_string(), n);
+        }
+    }
+}
+
+fn add_addr(map: &mut HashMap<Addr, i64>, key: &[u8], n: i64) {
+    if let Ok(a) = Addr::try_from(key) {
+        *map.entry(a).or_default() += n;
+    }
 }
 
 impl Acc {
@@ -166,17 +185,9 @@ fn from_events(
             acc.counts(time, sensor, kind, severity_from_code(sev), sign);
         }
         if dims.tops {
-            let trail = r.get_ref(4)?.as_str().unwrap_or("");
-            match acc.trails.get_mut(trail) {
-                Some(n) => *n += sign,
-                None => {
-                    acc.trails.insert(trail.to_string(), sign);
-                }
-            }
-            let src = r.get_ref(5)?.as_blob().unwrap_or(&[]);
-            *acc.src.entry(src.to_vec()).or_default() += sign;
-            let dst = r.get_ref(6)?.as_blob().unwrap_or(&[]);
-            *acc.dst.entry(dst.to_vec()).or_default() += sign;
+            add_trail(&mut acc.trails, r.get_ref(4)?.as_str().unwrap_or(""), sign);
+            add_addr(&mut acc.src, r.get_ref(5)?.as_blob().unwrap_or(&[]), sign);
+            add_addr(&mut acc.dst, r.get_ref(6)?.as_blob().unwrap_or(&[]), sign);
         }
     }
     Ok(())
@@ -195,7 +206,8 @@ fn from_rollups(conn: &Connection, from: i64, to: i64, acc: &mut Acc) -> Result<
         let n: i64 = r.get(4)?;
         acc.counts(minute * MINUTE, sensor, kind, severity_from_code(sev), n);
     }
-    // Whole hours from the hourly rollups, the rest from the events.
+    // Whole hours from the hourly rollups (summed here: a GROUP BY would sort them
+    // first), the rest from the events.
     let h0 = (from + HOUR - 1).div_euclid(HOUR);
     let h1 = to.div_euclid(HOUR);
     if h0 < h1 {
@@ -204,21 +216,23 @@ fn from_rollups(conn: &Connection, from: i64, to: i64, acc: &mut Acc) -> Result<
             ("rollup_hour_dst", &mut acc.dst),
         ] {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT addr, sum(n) FROM {table} WHERE hour >= ?1 AND hour < ?2 GROUP BY addr"
+                "SELECT addr, n FROM {table} WHERE hour >= ?1 AND hour < ?2"
             ))?;
             let mut rows = stmt.query([h0, h1])?;
             while let Some(r) = rows.next()? {
-                let a = r.get_ref(0)?.as_blob().unwrap_or(&[]);
-                *map.entry(a.to_vec()).or_default() += r.get::<_, i64>(1)?;
+                add_addr(map, r.get_ref(0)?.as_blob().unwrap_or(&[]), r.get(1)?);
             }
         }
         let mut stmt = conn.prepare_cached(
-            "SELECT trail, sum(n) FROM rollup_hour_trail WHERE hour >= ?1 AND hour < ?2 GROUP BY trail",
+            "SELECT trail, n FROM rollup_hour_trail WHERE hour >= ?1 AND hour < ?2",
         )?;
         let mut rows = stmt.query([h0, h1])?;
         while let Some(r) = rows.next()? {
-            let t: String = r.get(0)?;
-            *acc.trails.entry(t).or_default() += r.get::<_, i64>(1)?;
+            add_trail(
+                &mut acc.trails,
+                r.get_ref(0)?.as_str().unwrap_or(""),
+                r.get(1)?,
+            );
         }
         let tops = Dims {
             counts: false,
@@ -248,14 +262,19 @@ fn from_rollups(conn: &Connection, from: i64, to: i64, acc: &mut Acc) -> Result<
     Ok(())
 }
 
-fn top<K: Ord + Clone>(map: HashMap<K, i64>, n: usize) -> Vec<Top<K>> {
+/// The `n` largest counts, largest first (ties by key).
+fn top<K: Ord>(map: HashMap<K, i64>, n: usize) -> Vec<Top<K>> {
     let mut v: Vec<Top<K>> = map
         .into_iter()
         .filter(|(_, c)| *c > 0)
         .map(|(key, count)| Top { key, count })
         .collect();
-    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-    v.truncate(n);
+    let order = |a: &Top<K>, b: &Top<K>| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key));
+    if n < v.len() {
+        v.select_nth_unstable_by(n, order);
+        v.truncate(n);
+    }
+    v.sort_by(order);
     v
 }
 
@@ -329,8 +348,8 @@ pub fn summary(
         });
     }
     let n = q.top.min(MAX_TOP);
-    let addr_top = |m: HashMap<Vec<u8>, i64>| {
-        top(m, usize::MAX)
+    let addr_top = |m: HashMap<Addr, i64>| {
+        top(m, n)
             .into_iter()
             .filter_map(|t| {
                 Some(Top {
@@ -338,7 +357,6 @@ pub fn summary(
                     count: t.count,
                 })
             })
-            .take(n)
             .collect::<Vec<_>>()
     };
     Ok(Summary {
