@@ -6,7 +6,8 @@
 //! that are not whole hours are counted from the events themselves, and so are the events
 //! the triage rules hide, which are then subtracted. A user with a network scope is
 //! counted from the events directly (rollups do not know both addresses of an event).
-//! Ranges are widened to whole minutes.
+//! Passes over the events read only the time index, which covers their columns
+//! (migration 2). Ranges are widened to whole minutes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
