@@ -306,6 +306,11 @@ fn a_server_that_is_down_at_first_gets_every_event_in_order() {
     let server = TestServer::start(addr, vec![]);
     let stored = server.wait_stored(50);
     assert_eq!(stored, ids(0..50), "every id, once, in the order emitted");
+    assert_eq!(
+        server.seen.lock().unwrap().answers,
+        [200],
+        "the backlog goes in one request, not in batches of batch_size (7)"
+    );
     wait_for("the spool to empty", || {
         counters.unsent.load(Ordering::Relaxed) == 0
     });

@@ -328,5 +328,27 @@ async fn main() {
             .unwrap();
         assert!(!page.events.is_empty(), "{name} found nothing");
     }
+    // The events table sorted by another column than time (the dashboard's headers).
+    for (name, key) in [
+        ("search: the day sorted by src", search::SortKey::Src),
+        (
+            "search: the day sorted by severity",
+            search::SortKey::Severity,
+        ),
+        ("search: the day sorted by trail", search::SortKey::Trail),
+    ] {
+        let sort = search::Sort {
+            key,
+            descending: false,
+        };
+        let page = store
+            .read_blocking(|c| {
+                Ok(time(&format!("{name} (first 100)"), || {
+                    search::search(c, &day_filter, &vis, 100, sort, None).unwrap()
+                }))
+            })
+            .unwrap();
+        assert_eq!(page.events.len(), 100, "{name}");
+    }
     tokio::task::block_in_place(|| store.close());
 }

@@ -108,7 +108,10 @@ pub struct ShipperConfig {
     /// Trust only the CA certificates in this PEM file. Default: the system's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Events per request at most (1 to 5000). Default 500.
+    /// Events that make a batch due (1 to 5000). Default 500. A request carries every
+    /// event waiting, up to the server's limit of 5000: a backlog (a busy network, or a
+    /// server that was away) drains in large batches, which the server stores at a
+    /// lower cost per event.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
     /// Send a smaller batch once its oldest event waited this long. Default 2s.
@@ -643,7 +646,7 @@ impl Shipper {
 
     /// Read the oldest batch from the spool, send it, and act on the answer.
     fn send_one(&mut self, client: &reqwest::blocking::Client) {
-        let chunk = match spool::read_chunk(&self.spool_dir, self.cursor, self.config.batch_size) {
+        let chunk = match spool::read_chunk(&self.spool_dir, self.cursor, MAX_BATCH_EVENTS) {
             Ok(c) => c,
             Err(e) => {
                 self.fail(format!(

@@ -27,6 +27,25 @@ pub fn net_range(net: IpNet) -> ([u8; 16], [u8; 16]) {
     (ip_bytes(net.network()), ip_bytes(net.broadcast()))
 }
 
+/// The first 12 bytes of an IPv4-mapped address.
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/// The network an address is indexed under: its /24 for IPv4, its /48 for IPv6; an
+/// address in `::/48` (loopback, IPv4-compatible) is its own key. The address indexes
+/// are keyed by (network, time) rather than (address, time): events for one network
+/// are appended at one place, so the write cost follows the number of active networks,
+/// not of hosts. The key never decreases as the address grows, so a range of addresses
+/// maps to the range of their keys. Migration 3 computes the same in SQL.
+pub fn net_key(a: &[u8; 16]) -> &[u8] {
+    if a[..12] == V4_MAPPED {
+        &a[..15]
+    } else if a[..6] == [0; 6] {
+        &a[..]
+    } else {
+        &a[..6]
+    }
+}
+
 pub fn severity_code(s: Severity) -> i64 {
     match s {
         Severity::Low => 0,
@@ -44,7 +63,7 @@ pub fn severity_from_code(n: i64) -> Severity {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -58,5 +77,48 @@ mod tests {
         assert!(!(lo <= v6 && v6 <= hi));
         assert_eq!(ip_from_bytes(&inside), Some("10.1.255.3".parse().unwrap()));
         assert_eq!(ip_from_bytes(&v6), Some("2001:db8::1".parse().unwrap()));
+    }
+
+    pub(crate) fn addrs() -> Vec<[u8; 16]> {
+        [
+            "::",
+            "::1",
+            "::2:0:0",
+            "::1:0:0:0",
+            "::fffe:ffff:ffff",
+            "::ffff:0.0.0.0",
+            "::ffff:10.0.0.1",
+            "::ffff:10.0.0.255",
+            "::ffff:10.0.1.0",
+            "::ffff:255.255.255.255",
+            "::1:0:0:0:0",
+            "0:0:0:1::",
+            "0:0:1::",
+            "2001:db8::1",
+            "2001:db8:0:1::",
+            "2001:db8:1::",
+            "fe80::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ]
+        .iter()
+        .map(|s| ip_bytes(s.parse().unwrap()))
+        .collect()
+    }
+
+    #[test]
+    fn net_keys_never_decrease_as_addresses_grow() {
+        let mut a = addrs();
+        a.sort();
+        for pair in a.windows(2) {
+            assert!(net_key(&pair[0]) <= net_key(&pair[1]), "{pair:?}");
+        }
+        let v4 = |s: &str| ip_bytes(s.parse().unwrap());
+        assert_eq!(net_key(&v4("10.0.0.1")), net_key(&v4("10.0.0.254")));
+        assert_ne!(net_key(&v4("10.0.0.1")), net_key(&v4("10.0.1.1")));
+        assert_eq!(
+            net_key(&v4("2001:db8::1")),
+            net_key(&v4("2001:db8:0:ffff::1"))
+        );
+        assert_ne!(net_key(&v4("2001:db8::1")), net_key(&v4("2001:db8:1::1")));
     }
 }

@@ -5,6 +5,7 @@
 //! hidden trails) is added to every query here, so no endpoint can forget it.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rusqlite::Connection;
@@ -13,11 +14,13 @@ use serde::Serialize;
 use spoor_core::{EventKind, Severity};
 
 use super::StoreError;
-use super::codec::{ip_bytes, net_range, severity_code};
+use super::codec::{ip_bytes, net_key, net_range, severity_code};
 use super::triage::{TriageRules, TriageStatus};
 
 /// Largest page of a search.
 pub const MAX_PAGE: usize = 1000;
+/// The share of events the query planner is told one network's address filter keeps.
+const NETWORK_SHARE: f64 = 0.5;
 /// Default page size.
 pub const DEFAULT_PAGE: usize = 100;
 /// Rows one export writes at most; a bigger export must be narrowed or split by time.
@@ -79,22 +82,43 @@ impl Where {
         }
     }
 
+    /// `column` (src or dst) in one of `nets`. Each term also bounds `{column}_net`, the
+    /// leading column of the address index: one network (a host, or a CIDR inside one
+    /// /24 or /48) is an equality there, served in time order; a wider CIDR is the range
+    /// of its networks' keys.
     fn nets(&mut self, column: &str, nets: &[IpNet]) -> String {
         let mut parts = Vec::new();
         for n in nets {
             let (lo, hi) = net_range(*n);
-            if lo == hi {
-                // One host as an equality: SQLite's planner then takes the address index
-                // (it cannot size a range and would walk the time index instead).
+            let (klo, khi) = (net_key(&lo), net_key(&hi));
+            // Without statistics SQLite takes an equality on an index for about ten rows,
+            // and would then gather a busy network's events and sort them rather than
+            // walk the time index; `likelihood` tells it that a network is a fair share.
+            let key = if klo == khi {
+                let k = self.param(klo.to_vec());
+                format!("likelihood({column}_net = {k}, {NETWORK_SHARE})")
+            } else {
+                let (klo, khi) = (self.param(klo.to_vec()), self.param(khi.to_vec()));
+                format!("{column}_net BETWEEN {klo} AND {khi}")
+            };
+            let addr = if lo == hi {
                 let ip = self.param(lo.to_vec());
-                parts.push(format!("{column} = {ip}"));
-                continue;
-            }
-            let lo = self.param(lo.to_vec());
-            let hi = self.param(hi.to_vec());
-            parts.push(format!("{column} BETWEEN {lo} AND {hi}"));
+                format!("{column} = {ip}")
+            } else {
+                let (lo, hi) = (self.param(lo.to_vec()), self.param(hi.to_vec()));
+                format!("{column} BETWEEN {lo} AND {hi}")
+            };
+            parts.push(format!("({key} AND {addr})"));
         }
         format!("({})", parts.join(" OR "))
+    }
+
+    /// `src` is `ip`, written so that the address index serves it.
+    fn src_is(&mut self, ip: IpAddr) -> String {
+        let b = ip_bytes(ip);
+        let k = self.param(net_key(&b).to_vec());
+        let ip = self.param(b.to_vec());
+        format!("(src_net = {k} AND src = {ip})")
     }
 
     /// Events touching one of `nets` (either side).
@@ -132,17 +156,14 @@ impl Where {
                 match (&s.trail, s.src) {
                     (Some(t), Some(ip)) => {
                         let t = self.param(t.clone());
-                        let ip = self.param(ip_bytes(ip).to_vec());
-                        terms.push(format!("(trail = {t} AND src = {ip})"));
+                        let src = self.src_is(ip);
+                        terms.push(format!("(trail = {t} AND {src})"));
                     }
                     (Some(t), None) => {
                         let t = self.param(t.clone());
                         terms.push(format!("trail = {t}"));
                     }
-                    (None, Some(ip)) => {
-                        let ip = self.param(ip_bytes(ip).to_vec());
-                        terms.push(format!("src = {ip}"));
-                    }
+                    (None, Some(ip)) => terms.push(self.src_is(ip)),
                     (None, None) => {}
                 }
             }
