@@ -7,11 +7,9 @@
 //! ```
 //! With DB_PATH given and already filled, the fill is skipped (to rerun queries).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spoor_core::{Context, Event, EventId, EventKind, Micros, Proto, SensorStatus, Severity};
-use spoor_server::store::codec::{ip_bytes, severity_code};
 use spoor_server::store::search::{self, EventFilter, Visibility};
 use spoor_server::store::summary::{self, SummaryQuery};
 use spoor_server::store::{Row, Store};
@@ -94,21 +92,6 @@ fn event(seq: u64, rng: &mut Rng) -> Event {
     }
 }
 
-fn row(e: Event) -> Row {
-    Row {
-        id: e.id.0.to_be_bytes(),
-        time: e.time.0,
-        src: ip_bytes(e.src),
-        dst: ip_bytes(e.dst),
-        kind: e.kind.as_str(),
-        severity: severity_code(e.severity),
-        trail: e.trail.clone(),
-        offender: None,
-        body: serde_json::to_string(&e).unwrap(),
-        event: Arc::new(e),
-    }
-}
-
 fn time<T>(name: &str, mut f: impl FnMut() -> T) -> T {
     let mut times = Vec::new();
     let mut out = None;
@@ -152,7 +135,9 @@ async fn main() {
         let mut seq = 0;
         while seq < n {
             let k = (n - seq).min(5000);
-            let rows: Vec<Row> = (seq..seq + k).map(|q| row(event(q, &mut rng))).collect();
+            let rows: Vec<Row> = (seq..seq + k)
+                .map(|q| Row::new(event(q, &mut rng)))
+                .collect();
             seq += k;
             store.ingest(status.clone(), rows).await.unwrap();
         }
@@ -162,6 +147,21 @@ async fn main() {
             n as f64 / t.elapsed().as_secs_f64()
         );
     }
+    // The writer indexes text while ingest pauses: wait for it, as a quiet server would.
+    let t = Instant::now();
+    loop {
+        let behind = store
+            .read_blocking(spoor_server::store::text::behind)
+            .unwrap();
+        if behind == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "text index caught up after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let db_mib = std::fs::metadata(&path)
         .map(|m| m.len() / (1024 * 1024))
         .unwrap_or(0);
@@ -302,6 +302,20 @@ async fn main() {
             "search: free text \"bad1234.example\"",
             EventFilter {
                 text: Some("bad1234.example".into()),
+                ..day_filter.clone()
+            },
+        ),
+        (
+            "search: free text \"emotet\" (in every event)",
+            EventFilter {
+                text: Some("emotet".into()),
+                ..day_filter.clone()
+            },
+        ),
+        (
+            "search: free text \"198.18.5.7\" (addresses)",
+            EventFilter {
+                text: Some("198.18.5.7".into()),
                 ..day_filter.clone()
             },
         ),

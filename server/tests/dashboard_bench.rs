@@ -9,13 +9,11 @@
 mod browser;
 mod common;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 use spoor_core::{Context, Event, EventId, EventKind, Micros, Proto, SensorStatus, Severity};
 use spoor_server::store::Row;
-use spoor_server::store::codec::{ip_bytes, severity_code};
 
 const EVENTS: u64 = 2_000_000;
 const BATCH: u64 = 20_000;
@@ -69,21 +67,6 @@ fn event(n: u64, now: i64) -> Event {
     }
 }
 
-fn row(e: Event) -> Row {
-    Row {
-        id: e.id.0.to_be_bytes(),
-        time: e.time.0,
-        src: ip_bytes(e.src),
-        dst: ip_bytes(e.dst),
-        kind: e.kind.as_str(),
-        severity: severity_code(e.severity),
-        trail: e.trail.clone(),
-        offender: None,
-        body: serde_json::to_string(&e).unwrap(),
-        event: Arc::new(e),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run in release, see the file's doc"]
 async fn overview_renders_two_million_events() {
@@ -94,7 +77,9 @@ async fn overview_renders_two_million_events() {
         .as_micros() as i64;
     let t = Instant::now();
     for start in (0..EVENTS).step_by(BATCH as usize) {
-        let rows: Vec<Row> = (start..start + BATCH).map(|n| row(event(n, now))).collect();
+        let rows: Vec<Row> = (start..start + BATCH)
+            .map(|n| Row::new(event(n, now)))
+            .collect();
         let status = SensorStatus {
             name: format!("sensor-{}", start / BATCH % 4),
             version: "bench".into(),

@@ -352,3 +352,104 @@ async fn address_filters_find_exactly_the_events_in_each_network() {
         }
     }
 }
+
+/// Free text (`q`) looks in the addresses, trail, feed info and protocol context, with
+/// the same answer before and after the writer has indexed the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_finds_protocol_context_before_and_after_indexing() {
+    use spoor_core::{Context, DnsContext, HttpContext};
+    let r = start().await;
+    let mut events = Vec::new();
+    for i in 0..60u128 {
+        let mut e = event(
+            i + 1,
+            "s1",
+            &format!("10.0.2.{i}"),
+            "203.0.113.1",
+            &format!("t{}.example", i % 4),
+            Severity::Low,
+            DAY0 + (i as i64) * MIN,
+        );
+        if i % 3 == 0 {
+            e.context = Context {
+                http: Some(HttpContext {
+                    method: "GET".into(),
+                    host: format!("t{}.example", i % 4),
+                    uri: format!("/gate.php?bot={i}"),
+                    user_agent: Some("Mozilla/5.0 (EvilBot)".into()),
+                    xff: None,
+                }),
+                ..Context::default()
+            };
+        } else if i % 3 == 1 {
+            e.kind = EventKind::Dns;
+            e.context = Context {
+                dns: Some(DnsContext {
+                    qname: format!("c2-{i}.t{}.example", i % 4),
+                    qtype: "TXT".into(),
+                    rcode: Some("NXDOMAIN".into()),
+                }),
+                ..Context::default()
+            };
+        }
+        events.push(e);
+    }
+    assert_eq!(r.ingest(TOKEN, &batch("s1", events)).await.status(), 200);
+    let s = r.admin().await;
+    // (query, the events i it must find, newest first)
+    let cases: Vec<(&str, Vec<u128>)> = vec![
+        ("evilbot", (0..60).rev().filter(|i| i % 3 == 0).collect()),
+        ("gate.php?bot=3", vec![39, 36, 33, 30, 3]),
+        ("nxdomain", (0..60).rev().filter(|i| i % 3 == 1).collect()),
+        ("c2-7.t3", vec![7]),
+        (
+            "10.0.2.5",
+            (0..60).rev().filter(|i| *i == 5 || *i / 10 == 5).collect(),
+        ),
+        ("t2.EXAMPLE", (0..60).rev().filter(|i| i % 4 == 2).collect()),
+        ("emotet", vec![]),
+    ];
+    let ids = |p: serde_json::Value| -> Vec<String> {
+        p["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"]["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let check = |state: &'static str| {
+        let (s, cases) = (&s, &cases);
+        async move {
+            for (q, want) in cases {
+                let want: Vec<String> = want.iter().map(|i| format!("{:032x}", i + 1)).collect();
+                let got = ids(s
+                    .get_json(&format!("/api/v1/events?q={}&limit=1000", urlencode(q)))
+                    .await);
+                assert_eq!(got, want, "q={q} ({state})");
+            }
+        }
+    };
+    check("just stored").await;
+    // The writer indexes once ingest pauses.
+    let store = r.server.store().clone();
+    for _ in 0..100 {
+        if store.read(spoor_server::store::text::behind).await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        store.read(spoor_server::store::text::behind).await.unwrap(),
+        0
+    );
+    check("indexed").await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

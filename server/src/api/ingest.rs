@@ -13,7 +13,6 @@ use super::{Answer, ApiError, AppState, Req, json, json_error};
 use crate::auth::{constant_time_eq, sha256};
 use crate::metrics::{add, inc};
 use crate::privacy::PeriodKey;
-use crate::store::codec::{ip_bytes, severity_code};
 use crate::store::{Row, now_micros};
 
 /// Longest trail, info or reference text accepted.
@@ -104,26 +103,14 @@ fn check_event(i: usize, e: &Event, now: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(crate) fn rows(mut events: Vec<Event>, key: Option<&PeriodKey>) -> Vec<Row> {
+pub(crate) fn rows(events: Vec<Event>, key: Option<&PeriodKey>) -> Vec<Row> {
     events
-        .drain(..)
+        .into_iter()
         .map(|mut e| {
             if let Some(k) = key {
                 k.apply(&mut e);
             }
-            let body = serde_json::to_string(&e).unwrap_or_default();
-            Row {
-                id: e.id.0.to_be_bytes(),
-                time: e.time.0,
-                src: ip_bytes(e.src),
-                dst: ip_bytes(e.dst),
-                kind: e.kind.as_str(),
-                severity: severity_code(e.severity),
-                trail: e.trail.clone(),
-                offender: e.offender.map(ip_bytes),
-                body,
-                event: Arc::new(e),
-            }
+            Row::new(e)
         })
         .collect()
 }

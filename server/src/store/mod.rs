@@ -4,7 +4,7 @@
 //! one transaction and answers each caller after the commit (an acknowledged batch is on
 //! disk). Reads run on a small pool of read-only connections on the blocking thread pool,
 //! so a slow query never holds up ingest. Each area has its file: [`schema`] (migrations),
-//! [`summary`] and [`search`] (queries), [`triage`], [`users`], [`sensors`], [`audit`],
+//! [`summary`] and [`search`] (queries), [`text`] (the free-text index), [`triage`], [`users`], [`sensors`], [`audit`],
 //! [`retention`].
 
 pub mod audit;
@@ -15,6 +15,7 @@ pub mod schema;
 pub mod search;
 pub mod sensors;
 pub mod summary;
+pub mod text;
 pub mod triage;
 pub mod users;
 pub mod writer;

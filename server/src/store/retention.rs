@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{StoreError, text};
 
 /// Events deleted per transaction at most.
 pub const CHUNK: i64 = 20_000;
@@ -60,10 +60,13 @@ pub fn step(conn: &Connection, policy: &Policy, now: i64) -> Result<Step, StoreE
         "DELETE FROM notes WHERE event_id IN (SELECT id FROM events WHERE time < ?1 LIMIT ?2)",
         params![cutoff, CHUNK],
     )?;
+    let victims = "SELECT rowid FROM events WHERE time < ?1 LIMIT ?2";
+    text::forget(conn, victims, params![cutoff, CHUNK])?;
     let deleted = conn.execute(
-        "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE time < ?1 LIMIT ?2)",
+        &format!("DELETE FROM events WHERE rowid IN ({victims})"),
         params![cutoff, CHUNK],
     )?;
+    text::lower_mark(conn)?;
     let more = deleted as i64 == CHUNK || (over_size && deleted > 0);
     if !more {
         conn.execute(

@@ -15,6 +15,7 @@ use spoor_core::{EventKind, Severity};
 
 use super::StoreError;
 use super::codec::{ip_bytes, net_key, net_range, severity_code};
+use super::text;
 use super::triage::{TriageRules, TriageStatus};
 
 /// Largest page of a search.
@@ -42,7 +43,8 @@ pub struct EventFilter {
     pub dst: Vec<IpNet>,
     /// Substring of the trail (case-insensitive for ASCII).
     pub trail: Option<String>,
-    /// Substring anywhere in the event (case-insensitive for ASCII).
+    /// Substring of the event's text: addresses, trail, feed info and reference, DNS
+    /// answers, protocol context ([`text::event_text`]); case-insensitive.
     pub text: Option<String>,
     pub status: Option<TriageStatus>,
     /// Show events the team's suppression rules hide.
@@ -178,7 +180,11 @@ impl Where {
     }
 
     /// Everything in `filter` and `vis`.
-    pub(crate) fn from_filter(filter: &EventFilter, vis: &Visibility) -> Where {
+    pub(crate) fn from_filter(
+        conn: &Connection,
+        filter: &EventFilter,
+        vis: &Visibility,
+    ) -> Result<Where, StoreError> {
         let mut w = Where::default();
         w.time(filter.from, filter.to);
         w.scope(&vis.scope);
@@ -220,8 +226,8 @@ impl Where {
             w.push(format!("trail LIKE {p} ESCAPE '\\'"));
         }
         if let Some(t) = &filter.text {
-            let p = w.param(format!("%{}%", like_escape(t)));
-            w.push(format!("body LIKE {p} ESCAPE '\\'"));
+            let c = text::contains(conn, &mut w, t)?;
+            w.push(c);
         }
         if let Some(status) = filter.status {
             let p = w.param(status.as_str().to_string());
@@ -236,11 +242,11 @@ impl Where {
         ) {
             w.push(format!("NOT {hidden}"));
         }
-        w
+        Ok(w)
     }
 }
 
-fn like_escape(s: &str) -> String {
+pub(crate) fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -417,7 +423,9 @@ pub fn search(
     cursor: Option<Cursor>,
 ) -> Result<Page, StoreError> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let mut w = Where::from_filter(filter, vis);
+    // One snapshot for the free-text candidates and the query.
+    let _snapshot = conn.unchecked_transaction()?;
+    let mut w = Where::from_filter(conn, filter, vis)?;
     let column = sort.key.column();
     let (dir, cmp) = if sort.descending {
         ("DESC", "<")
@@ -493,7 +501,8 @@ pub fn export(
     vis: &Visibility,
     mut each: impl FnMut(&str, TriageStatus) -> Result<(), StoreError>,
 ) -> Result<usize, StoreError> {
-    let w = Where::from_filter(filter, vis);
+    let _snapshot = conn.unchecked_transaction()?;
+    let w = Where::from_filter(conn, filter, vis)?;
     let sql = format!(
         "SELECT body, COALESCE((SELECT status FROM triage WHERE triage.event_id = events.id), 'new')
          FROM events WHERE {} ORDER BY time DESC, rowid DESC LIMIT {MAX_EXPORT_ROWS}",

@@ -4,17 +4,22 @@
 //! [`MAX_EVENTS_PER_TRANSACTION`] events), each event with `INSERT OR IGNORE` on its id,
 //! so a replayed batch is stored once. The rollups and the sensor's status are updated in
 //! the same transaction, and every caller is answered after the commit. Other writes
-//! (triage, users, retention) run one per transaction between ingest groups.
+//! (triage, users, retention) run one per transaction between ingest groups. When no
+//! job has come for [`INDEX_WHEN_IDLE`], the writer brings the free-text index up to
+//! date ([`super::text`]) a chunk at a time, each chunk its own transaction, and stops as
+//! soon as a job waits.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use rusqlite::{Connection, params};
 use spoor_core::{BatchAck, Event, SensorStatus};
 use tokio::sync::{broadcast, oneshot};
 
-use super::{StoreError, now_micros};
+use super::codec::{ip_bytes, severity_code};
+use super::{StoreError, now_micros, text};
 
 /// Events stored in one transaction at most: bounds the time a commit holds the lock
 /// and the memory of the pending rollups.
@@ -22,6 +27,13 @@ pub const MAX_EVENTS_PER_TRANSACTION: usize = 50_000;
 /// Jobs waiting for the writer at most; a full queue makes ingest wait (back-pressure to
 /// the sensors, which retry), never drops.
 const QUEUE: usize = 256;
+/// A pause in the jobs this long lets the writer index text: under sustained ingest
+/// (batches more often than this) indexing waits, and searches scan the rows not yet
+/// indexed.
+const INDEX_WHEN_IDLE: Duration = Duration::from_millis(50);
+/// Events indexed per transaction: about 10 ms of work, the longest a job that arrives
+/// meanwhile waits.
+const INDEX_CHUNK: i64 = 1000;
 
 /// One event ready to store: indexed columns plus the JSON body.
 #[derive(Debug, Clone)]
@@ -35,7 +47,28 @@ pub struct Row {
     pub trail: String,
     pub offender: Option<[u8; 16]>,
     pub body: String,
+    /// What free-text search looks in ([`super::text::event_text`]).
+    pub text: String,
     pub event: Arc<Event>,
+}
+
+impl Row {
+    /// `event` as it is to be stored (already pseudonymised).
+    pub fn new(event: Event) -> Row {
+        Row {
+            id: event.id.0.to_be_bytes(),
+            time: event.time.0,
+            src: ip_bytes(event.src),
+            dst: ip_bytes(event.dst),
+            kind: event.kind.as_str(),
+            severity: severity_code(event.severity),
+            trail: event.trail.clone(),
+            offender: event.offender.map(ip_bytes),
+            body: serde_json::to_string(&event).unwrap_or_default(),
+            text: super::text::event_text(&event),
+            event: Arc::new(event),
+        }
+    }
 }
 
 /// Called once the commit (or rollback) is done, with its outcome.
@@ -168,9 +201,19 @@ fn run(
     follower: Follower,
 ) {
     let mut held: Option<Job> = None;
+    // Whether events may wait for the text index (at start: from a previous run).
+    let mut text_behind = true;
     loop {
         let first = match held.take() {
             Some(j) => j,
+            None if text_behind => match rx.recv_timeout(INDEX_WHEN_IDLE) {
+                Ok(j) => j,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    (text_behind, held) = index_text(&mut conn, &rx);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
             None => match rx.recv() {
                 Ok(j) => j,
                 Err(_) => return,
@@ -222,7 +265,33 @@ fn run(
                     }
                 }
                 store_group(&mut conn, group, &live, &follower);
+                text_behind = true;
             }
+        }
+    }
+}
+
+/// Index text a chunk at a time until it is done or a job waits (returned, to run next).
+/// Says whether events still wait. A failure is logged and retried after the next ingest.
+fn index_text(conn: &mut Connection, rx: &mpsc::Receiver<Job>) -> (bool, Option<Job>) {
+    loop {
+        let chunk = conn.transaction().and_then(|tx| {
+            let more = text::index_chunk(&tx, INDEX_CHUNK)?;
+            tx.commit()?;
+            Ok(more)
+        });
+        match chunk {
+            Ok(true) => {}
+            Ok(false) => return (false, None),
+            Err(e) => {
+                tracing::error!(
+                    "cannot index event text for free-text search: {e}; searches scan the events not indexed"
+                );
+                return (false, None);
+            }
+        }
+        if let Ok(job) = rx.try_recv() {
+            return (true, Some(job));
         }
     }
 }
@@ -249,8 +318,8 @@ fn store_group(
         let mut rollups = Rollups::default();
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (id, time, sensor, src, dst, kind, severity, trail, offender, received, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT OR IGNORE INTO events (id, time, sensor, src, dst, kind, severity, trail, offender, received, body, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?;
             let mut sensor = tx.prepare_cached(
                 "INSERT INTO sensors (name, last_seen, version, uptime_secs, packets, drops, trails_age_secs, spool_dropped, events)
@@ -275,6 +344,7 @@ fn store_group(
                         row.offender.as_ref().map(|o| &o[..]),
                         received,
                         &row.body,
+                        &row.text,
                     ])?;
                     if n == 0 {
                         ack.duplicates += 1;
