@@ -49,7 +49,7 @@ function filterForm(params) {
     text('sensor', 'Sensor', { list: 'sensor-names', placeholder: 'name' }),
     text('ip', 'IP or CIDR', { placeholder: '10.0.0.0/8', spellcheck: 'false', inputmode: 'text' }),
     text('trail', 'Trail contains', { spellcheck: 'false' }),
-    text('q', 'Text', { type: 'search', placeholder: 'anywhere in the event' }),
+    text('q', 'Text', { type: 'search', placeholder: 'name, URL, user agent, address…', title: 'Any text of the event: addresses, trail, feed, DNS, HTTP, TLS and heuristic details' }),
     field('f-status', 'Status', h('select', { id: 'f-status', name: 'status' }, h('option', { value: '' }, 'any'),
       ['new', 'investigating', 'resolved'].map((st) => h('option', { value: st, selected: params.get('status') === st }, st)))),
     h('label', { class: 'check field include' }, h('input', { type: 'checkbox', name: 'include_suppressed', value: 'true', checked: !!params.get('include_suppressed') }), 'Show suppressed and hidden'),
