@@ -94,6 +94,7 @@ fn configure(conn: &Connection, cache_kib: i64) -> Result<(), rusqlite::Error> {
     conn.pragma_update(None, "cache_size", -cache_kib)?;
     conn.pragma_update(None, "temp_store", "memory")?;
     conn.pragma_update(None, "foreign_keys", true)?;
+    text::register(conn)?;
     Ok(())
 }
 

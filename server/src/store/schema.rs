@@ -142,28 +142,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_src ON events(src_net, time, src);
     CREATE INDEX events_dst ON events(dst_net, time, dst);
     "#,
-    // 4: free-text search (`text`): each event's text values (`text::event_text`, which
-    // this mirrors for the events already stored) and a trigram index over them, filled
-    // behind ingest up to `text_indexed.upto`.
+    // 4: free-text search (`text`): a trigram index over each event's text
+    // (`event_text(body)`), filled behind ingest up to `text_indexed.upto`.
     r#"
-    ALTER TABLE events ADD COLUMN text TEXT NOT NULL DEFAULT '';
-    UPDATE events SET text = concat_ws(' ',
-        body->>'src', body->>'dst', trail, body->>'info', body->>'reference',
-        (SELECT group_concat(value, ' ') FROM json_each(body, '$.answers')),
-        body->>'$.context.http.method',
-        body->>'$.context.http.host',
-        body->>'$.context.http.uri',
-        body->>'$.context.http.user_agent',
-        body->>'$.context.http.xff',
-        body->>'$.context.dns.qname',
-        body->>'$.context.dns.qtype',
-        body->>'$.context.dns.rcode',
-        body->>'$.context.tls.sni',
-        body->>'$.context.tls.ja4',
-        body->>'$.context.tls.ja3',
-        body->>'$.context.tls.cert_sha1',
-        body->>'$.context.heuristic.name',
-        body->>'$.context.heuristic.reason');
     CREATE VIRTUAL TABLE events_text USING fts5(text, tokenize = 'trigram', detail = 'none', content = '', contentless_delete = 1);
     CREATE TABLE text_indexed (upto INTEGER NOT NULL);
     INSERT INTO text_indexed VALUES (0);
@@ -260,98 +241,5 @@ mod tests {
             let want = crate::store::codec::net_key(a);
             assert_eq!((s.as_slice(), d.as_slice()), (want, want), "{a:?}");
         }
-    }
-
-    #[test]
-    fn migration_4_gives_stored_events_the_text_ingest_gives_new_ones() {
-        use spoor_core::*;
-        let mut events = Vec::new();
-        let base = Event {
-            id: EventId(1),
-            time: Micros(5),
-            sensor: "s".into(),
-            src: "10.0.0.5".parse().unwrap(),
-            src_port: Some(50000),
-            dst: "2001:db8::9".parse().unwrap(),
-            dst_port: Some(53),
-            proto: Proto::UDP,
-            kind: EventKind::Dns,
-            trail: "evil.example".into(),
-            info: "emotet (malware)".into(),
-            reference: "(static)".into(),
-            severity: Severity::High,
-            offender: None,
-            answers: vec![],
-            count: 1,
-            first_seen: Micros(5),
-            last_seen: Micros(5),
-            context: Context::default(),
-        };
-        events.push(base.clone());
-        events.push(Event {
-            id: EventId(2),
-            answers: vec!["203.0.113.9".parse().unwrap(), "::1".parse().unwrap()],
-            context: Context {
-                http: Some(HttpContext {
-                    method: "GET".into(),
-                    host: "evil.example".into(),
-                    uri: "/gate.php?id=1".into(),
-                    user_agent: Some("Mozilla/5.0 (X11)".into()),
-                    xff: Some("192.0.2.1".into()),
-                }),
-                dns: Some(DnsContext {
-                    qname: "x.evil.example".into(),
-                    qtype: "A".into(),
-                    rcode: Some("NXDOMAIN".into()),
-                }),
-                tls: Some(TlsContext {
-                    sni: Some("evil.example".into()),
-                    ja4: Some("t13d1516h2_8daaf6152771_02713d6af862".into()),
-                    ja3: None,
-                    cert_sha1: Some("ab".repeat(20)),
-                }),
-                heuristic: Some(HeuristicContext {
-                    name: "port_scan".into(),
-                    reason: "12 distinct ports within 30 s (threshold 10)".into(),
-                }),
-            },
-            ..base.clone()
-        });
-        events.push(Event {
-            id: EventId(3),
-            info: String::new(),
-            context: Context {
-                http: Some(HttpContext::default()),
-                ..Context::default()
-            },
-            ..base
-        });
-        let mut conn = Connection::open_in_memory().unwrap();
-        for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
-            conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", i + 1).unwrap();
-        }
-        for e in &events {
-            let row = crate::store::Row::new(e.clone());
-            conn.execute(
-                "INSERT INTO events (id, time, sensor, src, dst, kind, severity, trail, received, body)
-                 VALUES (?1, 5, 's', ?2, ?3, 'dns', 2, ?4, 6, ?5)",
-                rusqlite::params![&row.id[..], &row.src[..], &row.dst[..], row.trail, row.body],
-            )
-            .unwrap();
-        }
-        migrate(&mut conn).unwrap();
-        for e in &events {
-            let stored: String = conn
-                .query_row(
-                    "SELECT text FROM events WHERE id = ?1",
-                    [&e.id.0.to_be_bytes()[..]],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            assert_eq!(stored, crate::store::text::event_text(e), "{e:?}");
-        }
-        // And the text index picks them up.
-        assert_eq!(crate::store::text::behind(&conn).unwrap(), 3);
     }
 }

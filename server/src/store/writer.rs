@@ -47,8 +47,6 @@ pub struct Row {
     pub trail: String,
     pub offender: Option<[u8; 16]>,
     pub body: String,
-    /// What free-text search looks in ([`super::text::event_text`]).
-    pub text: String,
     pub event: Arc<Event>,
 }
 
@@ -65,7 +63,6 @@ impl Row {
             trail: event.trail.clone(),
             offender: event.offender.map(ip_bytes),
             body: serde_json::to_string(&event).unwrap_or_default(),
-            text: super::text::event_text(&event),
             event: Arc::new(event),
         }
     }
@@ -318,8 +315,8 @@ fn store_group(
         let mut rollups = Rollups::default();
         {
             let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (id, time, sensor, src, dst, kind, severity, trail, offender, received, body, text)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT OR IGNORE INTO events (id, time, sensor, src, dst, kind, severity, trail, offender, received, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut sensor = tx.prepare_cached(
                 "INSERT INTO sensors (name, last_seen, version, uptime_secs, packets, drops, trails_age_secs, spool_dropped, events)
@@ -344,7 +341,6 @@ fn store_group(
                         row.offender.as_ref().map(|o| &o[..]),
                         received,
                         &row.body,
-                        &row.text,
                     ])?;
                     if n == 0 {
                         ack.duplicates += 1;
